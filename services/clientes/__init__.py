@@ -1,0 +1,1 @@
+"""clientes: customer CRUD, and the enrichment of orders with their customer."""

@@ -1,0 +1,6 @@
+from alembic import context
+
+from clientes.adapters.postgres import metadata
+from datasync.db import run_migrations_env
+
+run_migrations_env(context, metadata)

@@ -1,0 +1,1 @@
+"""Shared machinery of the data-sync services: events, outbox, consumer, HTTP, settings."""

@@ -1,0 +1,367 @@
+"""The idempotent consumer: applies Kafka records to a service's database exactly once.
+
+For every batch of one partition, the ids of the events and their effects are written in one
+database transaction; the offsets are committed to Kafka only after that transaction commits.
+A record delivered again (after a crash, a rebalance or a relay that published twice) finds
+its id already recorded and is skipped, so it never counts twice.
+
+Failures are sorted in one place. A record that cannot be decoded is permanent and goes
+straight to the dead-letter topic `<topic>.dlq`. A database outage is temporary: the batch
+is retried until the database is back, without moving the offset. A handler that raises
+anything else is retried with a doubling backoff up to `max_attempts`, then dead-lettered
+with headers saying why, so one bad record never stops its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
+
+import msgspec
+import sqlalchemy as sa
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from datasync import events, metrics
+from datasync.db import is_connection_error
+from datasync.settings import ConsumerSettings
+
+log = structlog.get_logger(__name__)
+
+
+class ConsumedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One decoded record, with where it came from."""
+
+    envelope: events.Envelope
+    payload: events.Event
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    record: ConsumerRecord[bytes, bytes]
+    """The raw record, kept to dead-letter it unchanged."""
+
+
+Handler = Callable[[AsyncConnection, ConsumedEvent], Awaitable[None]]
+"""Applies one event inside the caller's transaction. Raising rolls the transaction back."""
+
+
+def processed_events_table(metadata: sa.MetaData) -> sa.Table:
+    """The ids of the events a service has applied, declared in its own metadata."""
+    return sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("event_id", sa.Text, primary_key=True),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column(
+            "processed_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+    )
+
+
+class _Undecodable(msgspec.Struct, frozen=True):
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+
+
+DLQ_REASON_UNDECODABLE: Final = "undecodable"
+DLQ_REASON_HANDLER_FAILED: Final = "handler-failed"
+
+
+class IdempotentConsumer:
+    """Consumes topics into one database through per-event-type handlers."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        consumer: AIOKafkaConsumer,
+        dead_letter_producer: AIOKafkaProducer,
+        processed_events: sa.Table,
+        handlers: Mapping[str, Handler],
+        settings: ConsumerSettings,
+    ) -> None:
+        self._engine = engine
+        self._consumer = consumer
+        self._dlq = dead_letter_producer
+        self._processed = processed_events
+        self._handlers = handlers
+        self._settings = settings
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consumes until `stop` is set, then commits what was applied and leaves the group."""
+        await self._start(stop)
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=500)
+                for partition, records in batches.items():
+                    await self._process_partition_batch(partition, records, stop)
+                self._record_lag()
+        finally:
+            await self._consumer.stop()
+            await self._dlq.stop()
+
+    async def _start(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            attempt += 1
+            try:
+                await self._dlq.start()
+                await self._consumer.start()
+                return
+            except KafkaError as error:
+                delay_s = min(0.25 * 2 ** min(attempt, 5), 5.0)
+                log.warning(
+                    "consumer.kafka_unavailable",
+                    error=str(error),
+                    next_step="will retry",
+                    retry_in_s=delay_s,
+                    attempt=attempt,
+                )
+                await _sleep_or_stop(stop, delay_s)
+
+    def _record_lag(self) -> None:
+        for partition, position in self._positions.items():
+            highwater = self._consumer.highwater(partition)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(partition.topic, partition.partition).set(
+                    max(highwater - position, 0)
+                )
+
+    async def _process_partition_batch(
+        self,
+        partition: TopicPartition,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        stop: asyncio.Event,
+    ) -> None:
+        started = time.perf_counter()
+        decoded, undecodable = _decode_all(records)
+        for bad in undecodable:
+            await self._dead_letter(bad.record, reason=DLQ_REASON_UNDECODABLE, error=bad.reason)
+
+        applied = await self._apply_with_retries(decoded, stop)
+        if not applied:
+            # Stopping during a database outage: nothing was applied, nothing is committed.
+            return
+
+        next_offset = records[-1].offset + 1
+        try:
+            await self._consumer.commit({partition: next_offset})
+        except KafkaError as error:
+            # The effects are committed in the database; if the partition moved to another
+            # member meanwhile, that member receives these records again and skips them by
+            # their recorded ids. Nothing is lost by not committing here.
+            log.warning(
+                "consumer.commit_failed",
+                topic=partition.topic,
+                partition=partition.partition,
+                error=repr(error),
+                next_step="records will be redelivered and skipped as duplicates",
+            )
+            return
+        self._positions[partition] = next_offset
+        metrics.CONSUMER_BATCH_DURATION.observe(time.perf_counter() - started)
+        log.debug(
+            "consumer.batch_committed",
+            topic=partition.topic,
+            partition=partition.partition,
+            records=len(records),
+            next_offset=next_offset,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    async def _apply_with_retries(
+        self, decoded: Sequence[ConsumedEvent], stop: asyncio.Event
+    ) -> bool:
+        """Applies a batch in one transaction; on a handler error, falls back to one record
+        per transaction so only the bad record is retried and dead-lettered."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._apply_batch(decoded)
+                return True
+            except Exception as error:
+                if not is_connection_error(error):
+                    break
+                if stop.is_set():
+                    return False
+                delay_s = self._backoff_s(attempt)
+                log.warning(
+                    "consumer.database_unavailable",
+                    error=str(error),
+                    next_step="will retry the batch",
+                    retry_in_s=delay_s,
+                    attempt=attempt,
+                )
+                await _sleep_or_stop(stop, delay_s)
+
+        for event in decoded:
+            if not await self._apply_one_with_retries(event, stop):
+                return False
+        return True
+
+    async def _apply_one_with_retries(self, event: ConsumedEvent, stop: asyncio.Event) -> bool:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._apply_batch([event])
+                return True
+            except Exception as error:
+                if is_connection_error(error):
+                    if stop.is_set():
+                        return False
+                    attempt = 0
+                elif attempt >= self._settings.max_attempts:
+                    log.error(
+                        "consumer.handler_failed",
+                        topic=event.topic,
+                        partition=event.partition,
+                        offset=event.offset,
+                        event_id=event.envelope.id,
+                        attempts=attempt,
+                        error=repr(error),
+                        next_step="sent to dead-letter topic",
+                    )
+                    await self._dead_letter_event(event, error=repr(error), attempts=attempt)
+                    return True
+                else:
+                    metrics.CONSUMER_RETRIES.labels(event.topic).inc()
+                delay_s = self._backoff_s(attempt)
+                log.warning(
+                    "consumer.record_failed",
+                    topic=event.topic,
+                    partition=event.partition,
+                    offset=event.offset,
+                    error=repr(error),
+                    next_step="will retry",
+                    retry_in_s=delay_s,
+                    attempt=attempt,
+                    max_attempts=self._settings.max_attempts,
+                )
+                await _sleep_or_stop(stop, delay_s)
+
+    def _backoff_s(self, attempt: int) -> float:
+        # Doubling from the first delay, capped so a long outage is still probed every 10 s.
+        return float(min(self._settings.retry_backoff_ms * 2 ** (attempt - 1) / 1000, 10.0))
+
+    async def _apply_batch(self, batch: Sequence[ConsumedEvent]) -> None:
+        if not batch:
+            return
+        async with self._engine.begin() as connection:
+            fresh_ids = await self._record_ids(connection, batch)
+            for event in batch:
+                if event.envelope.id not in fresh_ids:
+                    metrics.CONSUMER_RECORDS.labels(event.topic, "duplicate").inc()
+                    continue
+                # Within one batch the same event may appear twice; only the first applies.
+                fresh_ids.discard(event.envelope.id)
+                structlog.contextvars.bind_contextvars(
+                    topic=event.topic,
+                    partition=event.partition,
+                    offset=event.offset,
+                    event_id=event.envelope.id,
+                    request_id=event.envelope.request_id,
+                )
+                try:
+                    await self._handlers[event.envelope.type](connection, event)
+                finally:
+                    structlog.contextvars.unbind_contextvars(
+                        "topic", "partition", "offset", "event_id", "request_id"
+                    )
+        for event in batch:
+            metrics.CONSUMER_RECORDS.labels(event.topic, "applied").inc()
+
+    async def _record_ids(
+        self, connection: AsyncConnection, batch: Sequence[ConsumedEvent]
+    ) -> set[str]:
+        """Records the batch's event ids; returns those that were not recorded before."""
+        rows = [{"event_id": e.envelope.id, "topic": e.topic} for e in batch]
+        result = await connection.execute(
+            insert(self._processed)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(self._processed.c.event_id)
+        )
+        return {row[0] for row in result}
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        *,
+        reason: str,
+        error: str,
+        attempts: int = 0,
+    ) -> None:
+        headers = [
+            *(record.headers or ()),
+            ("dlq-reason", reason.encode()),
+            ("dlq-error", error[:2000].encode(errors="replace")),
+            ("dlq-attempts", str(attempts).encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
+        ]
+        await self._dlq.send_and_wait(
+            events.dead_letter_topic(record.topic),
+            value=record.value,
+            key=record.key,
+            headers=headers,
+        )
+        metrics.CONSUMER_RECORDS.labels(record.topic, "dead_lettered").inc()
+        log.error(
+            "consumer.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            error=error,
+        )
+
+    async def _dead_letter_event(self, event: ConsumedEvent, *, error: str, attempts: int) -> None:
+        await self._dead_letter(
+            event.record, reason=DLQ_REASON_HANDLER_FAILED, error=error, attempts=attempts
+        )
+
+
+def _decode_all(
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+) -> tuple[list[ConsumedEvent], list[_Undecodable]]:
+    decoded: list[ConsumedEvent] = []
+    undecodable: list[_Undecodable] = []
+    for record in records:
+        try:
+            envelope = events.read_envelope(record.headers or ())
+            payload = events.decode_payload(envelope.type, record.value or b"")
+        except (events.EventEnvelopeError, events.EventPayloadError) as error:
+            undecodable.append(_Undecodable(record, str(error)))
+            continue
+        decoded.append(
+            ConsumedEvent(
+                envelope=envelope,
+                payload=payload,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key.decode(errors="replace") if record.key else None,
+                record=record,
+            )
+        )
+    return decoded, undecodable
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+

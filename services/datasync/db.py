@@ -1,0 +1,130 @@
+"""Database plumbing shared by the services: engines, migrations and port errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from datasync.settings import DatabaseSettings
+
+
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached or did not answer in time. Temporary: the same
+    operation may succeed later, so HTTP answers 503 and consumers retry."""
+
+    retriable = True
+
+
+def async_url(url: str) -> sa.URL:
+    """The SQLAlchemy URL for asyncpg of a plain `postgresql://` URL."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def create_engine(settings: DatabaseSettings, *, application_name: str) -> AsyncEngine:
+    """An engine with a bounded pool that fails fast when the database is away."""
+    return create_async_engine(
+        async_url(settings.url),
+        pool_size=settings.pool_size,
+        max_overflow=0,
+        pool_timeout=settings.connect_timeout_s,
+        # A connection broken by a database restart is detected before use and replaced,
+        # so the service recovers without a restart of its own.
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": settings.connect_timeout_s,
+            "command_timeout": settings.command_timeout_s,
+            "server_settings": {"application_name": application_name},
+        },
+    )
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether an error means "the database is not there right now" rather than a bug."""
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, (sa.exc.TimeoutError, TimeoutError, OSError, ConnectionError)):
+        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        return _is_connection_error_cause(error.orig)
+    if isinstance(error, sa.exc.InterfaceError):
+        return True
+    return False
+
+
+def _is_connection_error_cause(cause: BaseException | None) -> bool:
+    if cause is None:
+        return False
+    name = type(cause).__name__
+    return (
+        isinstance(cause, (OSError, TimeoutError, ConnectionError))
+        or "ConnectionDoesNotExist" in name
+        or "CannotConnectNow" in name
+        or "AdminShutdown" in name
+        or "ConnectionFailure" in name
+        or "InterfaceError" in name
+        or _is_connection_error_cause(cause.__cause__)
+    )
+
+
+def _alembic_config(script_location: Path, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    # Passed through attributes, not the ini options, because configparser would try to
+    # interpolate a `%` in a password.
+    config.attributes["database_url"] = url
+    return config
+
+
+def migrate(script_location: Path, url: str) -> None:
+    """Upgrades a database to the head of a service's migrations. Synchronous: call it from
+    async code through `asyncio.to_thread`."""
+    command.upgrade(_alembic_config(script_location, url), "head")
+
+
+def head_revision(script_location: Path) -> str | None:
+    """The newest revision in a service's migration scripts."""
+    scripts = ScriptDirectory.from_config(_alembic_config(script_location, ""))
+    return scripts.get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision a database is at, or None before the first migration."""
+    async with engine.connect() as connection:
+        exists = await connection.scalar(sa.text("select to_regclass('alembic_version')"))
+        if exists is None:
+            return None
+        revision: str | None = await connection.scalar(
+            sa.text("select version_num from alembic_version")
+        )
+        return revision
+
+
+def run_migrations_env(context: EnvironmentContext, target_metadata: sa.MetaData) -> None:
+    """The body of every service's `migrations/env.py`: runs the migrations online with an
+    asyncpg engine."""
+    url = context.config.attributes["database_url"]
+
+    def run(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(async_url(url))
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(run)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_async())

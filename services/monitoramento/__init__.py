@@ -1,0 +1,1 @@
+"""monitoramento: the health of every service, the broker and the databases, in one place."""

@@ -1,0 +1,1 @@
+"""pedidos: takes orders over REST and publishes them as events through an outbox."""

@@ -1,0 +1,1 @@
+"""reports: aggregated views of orders and customers, built from events."""

@@ -1,0 +1,244 @@
+"""PostgreSQL adapters of reports: the views and the queries over them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from datasync.consumer import processed_events_table
+from reports.domain import ClienteAtual, FatoPedido, RelatorioCliente, Resumo, Vendas
+
+metadata = sa.MetaData()
+
+pedidos = sa.Table(
+    "pedidos",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("cliente_id", sa.Text, nullable=False),
+    sa.Column("valor", sa.Numeric(14, 2), nullable=False),
+    sa.Column("data", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("segmento", sa.Text),
+    sa.Column("enriquecido", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+# One row per customer with orders, kept up to date as orders arrive, so the summary and the
+# rankings read one small table instead of aggregating every order on each request.
+totais_por_cliente = sa.Table(
+    "totais_por_cliente",
+    metadata,
+    sa.Column("cliente_id", sa.Text, primary_key=True),
+    sa.Column("pedidos", sa.Integer, nullable=False),
+    sa.Column("total", sa.Numeric(18, 2), nullable=False),
+    sa.Column("ultimo_pedido", sa.DateTime(timezone=True), nullable=False),
+)
+clientes = sa.Table(
+    "clientes",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("nome", sa.Text, nullable=False),
+    sa.Column("cidade", sa.Text),
+    sa.Column("pais", sa.Text),
+    sa.Column("segmento", sa.Text),
+    sa.Column("versao", sa.Integer, nullable=False),
+    sa.Column("removido", sa.Boolean, nullable=False),
+)
+processed_events = processed_events_table(metadata)
+
+
+class PostgresReportViews:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add_pedido(self, fato: FatoPedido) -> None:
+        statement = insert(pedidos).values(
+            id=fato.id,
+            cliente_id=fato.cliente_id,
+            valor=fato.valor,
+            data=fato.data,
+            segmento=fato.segmento,
+            enriquecido=fato.enriquecido,
+        )
+        if fato.enriquecido:
+            statement = statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={"segmento": statement.excluded.segmento, "enriquecido": True},
+                where=~pedidos.c.enriquecido,
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=["id"])
+        # xmax is 0 only on a row this statement inserted, not on one it updated.
+        inserted = (
+            await self._connection.execute(
+                statement.returning(sa.literal_column("xmax = 0").label("inserted"))
+            )
+        ).scalar()
+        if not inserted:
+            return
+
+        totals = insert(totais_por_cliente).values(
+            cliente_id=fato.cliente_id, pedidos=1, total=fato.valor, ultimo_pedido=fato.data
+        )
+        await self._connection.execute(
+            totals.on_conflict_do_update(
+                index_elements=["cliente_id"],
+                set_={
+                    "pedidos": totais_por_cliente.c.pedidos + 1,
+                    "total": totais_por_cliente.c.total + totals.excluded.total,
+                    "ultimo_pedido": sa.func.greatest(
+                        totais_por_cliente.c.ultimo_pedido, totals.excluded.ultimo_pedido
+                    ),
+                },
+            )
+        )
+
+    async def upsert_cliente(self, cliente: ClienteAtual) -> None:
+        statement = insert(clientes).values(
+            id=cliente.id,
+            nome=cliente.nome,
+            cidade=cliente.cidade,
+            pais=cliente.pais,
+            segmento=cliente.segmento,
+            versao=cliente.versao,
+            removido=cliente.removido,
+        )
+        await self._connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    name: statement.excluded[name]
+                    for name in ("nome", "cidade", "pais", "segmento", "versao", "removido")
+                },
+                # An older version arriving late (a replay, a redelivery) changes nothing.
+                where=clientes.c.versao < statement.excluded.versao,
+            )
+        )
+
+
+def _current(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """A customer column, or NULL when the customer is unknown or removed."""
+    return sa.case((clientes.c.removido.is_(False), column), else_=None)
+
+
+class PostgresReportQueries:
+    def __init__(self, engine: AsyncEngine, *, timezone: str) -> None:
+        self._engine = engine
+        self._timezone = timezone
+
+    async def _all(self, query: sa.Select[Any]) -> list[sa.Row[Any]]:
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(query)).all())
+
+    async def resumo(self) -> Resumo:
+        rows = await self._all(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(totais_por_cliente.c.pedidos), 0),
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(totais_por_cliente.c.total), Decimal(0)),
+            )
+        )
+        pedidos_count, clientes_count, total = rows[0]
+        return Resumo(pedidos=int(pedidos_count), clientes=int(clientes_count), total=total)
+
+    def _por_cliente(self) -> sa.Select[Any]:
+        return sa.select(
+            totais_por_cliente.c.cliente_id,
+            _current(clientes.c.nome),
+            _current(clientes.c.pais),
+            totais_por_cliente.c.pedidos,
+            totais_por_cliente.c.total,
+            totais_por_cliente.c.ultimo_pedido,
+        ).select_from(
+            totais_por_cliente.outerjoin(
+                clientes, clientes.c.id == totais_por_cliente.c.cliente_id
+            )
+        )
+
+    async def cliente(self, cliente_id: str) -> RelatorioCliente | None:
+        rows = await self._all(
+            self._por_cliente().where(totais_por_cliente.c.cliente_id == cliente_id)
+        )
+        if rows:
+            return _relatorio(rows[0])
+
+        # A known customer without orders still has a (zero) report.
+        known = await self._all(
+            sa.select(clientes.c.id, clientes.c.nome, clientes.c.pais).where(
+                clientes.c.id == cliente_id, clientes.c.removido.is_(False)
+            )
+        )
+        if not known:
+            return None
+        return RelatorioCliente(
+            cliente_id=cliente_id,
+            nome=known[0].nome,
+            pais=known[0].pais,
+            pedidos=0,
+            total=Decimal("0.00"),
+            ultimo_pedido=None,
+        )
+
+    async def top_clientes(self, limit: int) -> list[RelatorioCliente]:
+        rows = await self._all(
+            self._por_cliente()
+            .order_by(totais_por_cliente.c.total.desc(), totais_por_cliente.c.cliente_id)
+            .limit(limit)
+        )
+        return [_relatorio(row) for row in rows]
+
+    async def vendas_por_pais(self) -> list[Vendas]:
+        pais = _current(clientes.c.pais).label("pais")
+        total = sa.func.sum(totais_por_cliente.c.total).label("total")
+        rows = await self._all(
+            sa.select(pais, sa.func.sum(totais_por_cliente.c.pedidos), total)
+            .select_from(
+                totais_por_cliente.outerjoin(
+                    clientes, clientes.c.id == totais_por_cliente.c.cliente_id
+                )
+            )
+            .group_by(pais)
+            .order_by(total.desc(), pais)
+        )
+        return [Vendas(grupo=row[0], pedidos=int(row[1]), total=row[2]) for row in rows]
+
+    async def vendas_por_segmento(self) -> list[Vendas]:
+        total = sa.func.sum(pedidos.c.valor).label("total")
+        rows = await self._all(
+            sa.select(pedidos.c.segmento, sa.func.count(), total)
+            .group_by(pedidos.c.segmento)
+            .order_by(total.desc(), pedidos.c.segmento)
+        )
+        return [Vendas(grupo=row[0], pedidos=int(row[1]), total=row[2]) for row in rows]
+
+    async def vendas_diarias(self, de: dt.date, ate: dt.date) -> list[Vendas]:
+        local_day = sa.cast(sa.func.timezone(self._timezone, pedidos.c.data), sa.Date).label(
+            "dia"
+        )
+        rows = await self._all(
+            sa.select(local_day, sa.func.count(), sa.func.sum(pedidos.c.valor))
+            .where(
+                pedidos.c.data >= sa.func.timezone(self._timezone, sa.cast(de, sa.DateTime)),
+                pedidos.c.data
+                < sa.func.timezone(
+                    self._timezone, sa.cast(ate + dt.timedelta(days=1), sa.DateTime)
+                ),
+            )
+            .group_by(local_day)
+            .order_by(local_day)
+        )
+        return [Vendas(grupo=row[0], pedidos=int(row[1]), total=row[2]) for row in rows]
+
+
+def _relatorio(row: sa.Row[Any]) -> RelatorioCliente:
+    cliente_id, nome, pais, pedidos_count, total, ultimo = row
+    return RelatorioCliente(
+        cliente_id=cliente_id,
+        nome=nome,
+        pais=pais,
+        pedidos=int(pedidos_count),
+        total=total,
+        ultimo_pedido=ultimo,
+    )
