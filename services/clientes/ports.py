@@ -37,9 +37,14 @@ class EventOutbox(Protocol):
 
 
 class UnitOfWork(Protocol):
-    clientes: ClienteRepository
-    pendentes: PendingPedidos
-    outbox: EventOutbox
+    @property
+    def clientes(self) -> ClienteRepository: ...
+
+    @property
+    def pendentes(self) -> PendingPedidos: ...
+
+    @property
+    def outbox(self) -> EventOutbox: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -104,9 +104,7 @@ class ServiceKit:
 
     def relay_worker(self) -> Worker:
         async def relay(stop: asyncio.Event) -> None:
-            producer = kafka.create_producer(
-                self.settings.kafka, client_id=f"{self.service}-relay"
-            )
+            producer = kafka.create_producer(self.settings.kafka, client_id=f"{self.service}-relay")
             await OutboxRelay(
                 database_url=self.settings.database.url,
                 producer=producer,

@@ -191,7 +191,7 @@ class IdempotentConsumer:
             try:
                 await self._apply_batch(decoded)
                 return True
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - sorted just below: outage or bad record
                 if not is_connection_error(error):
                     break
                 if stop.is_set():
@@ -218,7 +218,7 @@ class IdempotentConsumer:
             try:
                 await self._apply_batch([event])
                 return True
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - a handler may raise anything
                 if is_connection_error(error):
                     if stop.is_set():
                         return False
@@ -364,4 +364,3 @@ def _decode_all(
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-

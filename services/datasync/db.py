@@ -6,9 +6,8 @@ import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -55,9 +54,7 @@ def is_connection_error(error: BaseException) -> bool:
         return True
     if isinstance(error, sa.exc.DBAPIError):
         return _is_connection_error_cause(error.orig)
-    if isinstance(error, sa.exc.InterfaceError):
-        return True
-    return False
+    return isinstance(error, sa.exc.InterfaceError)
 
 
 def _is_connection_error_cause(cause: BaseException | None) -> bool:
@@ -108,7 +105,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return revision
 
 
-def run_migrations_env(context: EnvironmentContext, target_metadata: sa.MetaData) -> None:
+def run_migrations_env(target_metadata: sa.MetaData) -> None:
     """The body of every service's `migrations/env.py`: runs the migrations online with an
     asyncpg engine."""
     url = context.config.attributes["database_url"]

@@ -33,7 +33,9 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-class Payload(msgspec.Struct, kw_only=True, rename="kebab", forbid_unknown_fields=False):
+class Payload(
+    msgspec.Struct, kw_only=True, rename="kebab", forbid_unknown_fields=False, frozen=True
+):
     """Base of every payload: kebab-case keys; unknown keys are ignored so producers can add
     fields before consumers know them."""
 
@@ -107,16 +109,10 @@ EVENT_TYPES: Final[Mapping[str, EventType]] = {
     spec.name: spec
     for spec in (
         EventType(name="datasync.pedidos.PedidoCriado", version=1, payload=PedidoCriado),
-        EventType(
-            name="datasync.clientes.ClienteRegistrado", version=1, payload=ClienteRegistrado
-        ),
-        EventType(
-            name="datasync.clientes.ClienteAtualizado", version=1, payload=ClienteAtualizado
-        ),
+        EventType(name="datasync.clientes.ClienteRegistrado", version=1, payload=ClienteRegistrado),
+        EventType(name="datasync.clientes.ClienteAtualizado", version=1, payload=ClienteAtualizado),
         EventType(name="datasync.clientes.ClienteRemovido", version=1, payload=ClienteRemovido),
-        EventType(
-            name="datasync.clientes.PedidoEnriquecido", version=1, payload=PedidoEnriquecido
-        ),
+        EventType(name="datasync.clientes.PedidoEnriquecido", version=1, payload=PedidoEnriquecido),
     )
 }
 _TYPE_BY_PAYLOAD: Final = {spec.payload: spec for spec in EVENT_TYPES.values()}
@@ -191,7 +187,7 @@ def read_envelope(headers: Sequence[tuple[str, bytes]]) -> Envelope:
     Raises:
         EventEnvelopeError: a required header is missing or malformed, or the type is unknown.
     """
-    values = {name: value for name, value in headers}
+    values = dict(headers)
 
     def text(name: str) -> str:
         raw = values.get(name)

@@ -8,6 +8,7 @@ through a float.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -22,11 +23,12 @@ import structlog
 from litestar import Litestar, Request, Response, get
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody
 from litestar.openapi.spec import Schema as OpenAPISchema
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -164,10 +166,12 @@ def _problem_error_handler(_: Request[Any, Any, Any], error: ProblemError) -> Re
 
 
 def _validation_handler(_: Request[Any, Any, Any], error: ValidationException) -> Response[Any]:
-    params: list[InvalidParam] = []
-    for item in error.extra if isinstance(error.extra, list) else []:
-        if isinstance(item, dict):
-            params.append(InvalidParam(str(item.get("key", "")), str(item.get("message", ""))))
+    items = error.extra if isinstance(error.extra, list) else []
+    params = [
+        InvalidParam(str(item.get("key", "")), str(item.get("message", "")))
+        for item in items
+        if isinstance(item, dict)
+    ]
     detail = "; ".join(f"{param.name}: {param.reason}" for param in params) or error.detail
     return problem_response(
         Problem(title="Invalid request", status=400, detail=detail, invalid_params=params)
@@ -196,7 +200,7 @@ def _unexpected_error_handler(request: Request[Any, Any, Any], error: Exception)
             ),
             {"retry-after": str(RETRY_AFTER_S)},
         )
-    log.exception("http.unexpected_error", path=request.url.path)
+    log.error("http.unexpected_error", path=request.url.path, exc_info=error)
     return problem_response(Problem(title="Internal server error", status=500))
 
 
@@ -220,12 +224,13 @@ class RequestContextMiddleware(ASGIMiddleware):
     """Binds a request id to the logs, counts the request and writes one summary line."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await next_app(scope, receive, send)
             return
 
         incoming = _header(scope, REQUEST_ID_HEADER)
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        trusted = incoming is not None and _SAFE_REQUEST_ID.match(incoming) is not None
+        request_id = incoming if trusted and incoming else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -246,7 +251,7 @@ class RequestContextMiddleware(ASGIMiddleware):
         finally:
             duration_s = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
-            method = scope["method"]
+            method = str(scope.get("method", ""))
             status = status_holder["status"]
             metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
             metrics.HTTP_DURATION.labels(method, route).observe(duration_s)
@@ -289,13 +294,11 @@ class Readiness:
     timeout_s: float = 2.0
 
     async def evaluate(self) -> tuple[bool, dict[str, Any]]:
-        import asyncio
-
         async def run(name: str, check: ReadinessCheck) -> tuple[str, dict[str, Any]]:
             try:
                 details = await asyncio.wait_for(check(), timeout=self.timeout_s)
                 return name, {"ok": True, **details}
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure means "not ready"
                 return name, {"ok": False, "error": str(error) or type(error).__name__}
 
         results = await asyncio.gather(*(run(n, c) for n, c in self.checks.items()))
@@ -359,8 +362,6 @@ def _openapi_schema_kwargs(json_schema: dict[str, Any]) -> dict[str, Any]:
 def _plain_kwargs(
     node: dict[str, Any], convert: Callable[[dict[str, Any]], OpenAPISchema]
 ) -> dict[str, Any]:
-    from litestar.openapi.spec import OpenAPIType
-
     kwargs: dict[str, Any] = {}
     if "type" in node:
         kwargs["type"] = OpenAPIType(node["type"])

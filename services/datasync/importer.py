@@ -50,7 +50,7 @@ import msgspec
 import structlog
 
 # tqdm ships no type information; the bar is used through the _ProgressBar protocol below.
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 __all__ = [
     "DEFAULT_RETRY",

@@ -237,7 +237,6 @@ class OutboxRelay:
             await asyncio.sleep(self._settings.standby_retry_ms / 1000)
             return 0
 
-
         published_ids = [row["id"] for row in rows]
         await connection.execute("delete from outbox where id = any($1::bigint[])", published_ids)
         for row in rows:
@@ -252,8 +251,7 @@ class OutboxRelay:
 
 async def _backlog(connection: asyncpg.Connection) -> tuple[int, float]:
     row = await connection.fetchrow(
-        "select count(*), coalesce(extract(epoch from now() - min(created_at)), 0)"
-        " from outbox"
+        "select count(*), coalesce(extract(epoch from now() - min(created_at)), 0) from outbox"
     )
     assert row is not None
     return int(row[0]), float(row[1])

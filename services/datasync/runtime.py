@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasync import outbox
 from datasync.db import current_revision, head_revision
 from datasync.http import ReadinessCheck
-from datasync.settings import HttpSettings, KafkaSettings
+from datasync.settings import HttpSettings, KafkaSettings, SettingsError
 
 log = structlog.get_logger(__name__)
 
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """A long-running task that returns soon after the event is set."""
 
 
@@ -81,8 +83,8 @@ async def serve(
 
     tasks: list[asyncio.Task[None]] = []
     for name, worker in (workers or {}).items():
-        task = asyncio.create_task(worker(stop), name=name)
-        task.add_done_callback(lambda done, name=name: on_worker_done(name, done))
+        task: asyncio.Task[None] = asyncio.create_task(worker(stop), name=name)
+        task.add_done_callback(functools.partial(on_worker_done, name))
         tasks.append(task)
 
     # uvicorn restores the previous handlers after its graceful shutdown and raises the
@@ -185,12 +187,10 @@ def readiness_checks(
     return checks
 
 
-def run_commands(commands: Mapping[str, Callable[[], Awaitable[None]]], argv: Sequence[str]) -> int:
+def run_commands(
+    commands: Mapping[str, Callable[[], Coroutine[Any, Any, None]]], argv: Sequence[str]
+) -> int:
     """Runs the named command of a service's `__main__`, returning the exit code."""
-    import sys
-
-    from datasync.settings import SettingsError
-
     if len(argv) != 1 or argv[0] not in commands:
         names = " | ".join(commands)
         print(f"usage: python -m <service> {{{names}}}", file=sys.stderr)

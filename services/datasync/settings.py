@@ -205,9 +205,7 @@ class HttpSettings(SettingsGroup, frozen=True):
 _G = TypeVar("_G", bound=SettingsGroup)
 
 
-def read_group(
-    group: type[_G], env: Mapping[str, str], app_env: AppEnv, **defaults: Any
-) -> _G:
+def read_group(group: type[_G], env: Mapping[str, str], app_env: AppEnv, **defaults: Any) -> _G:
     """Reads one group, with defaults supplied by the composition root (such as a service's
     own port) applied when the variable is not set."""
     merged = dict(env)

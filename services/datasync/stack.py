@@ -198,7 +198,7 @@ def start_infrastructure(
 def topic_partitions(partitions: int = 3) -> dict[str, int]:
     """Every topic and its dead-letter topic. Three partitions let up to three consumers
     of a group share the load; dead letters are few, one partition keeps them in order."""
-    topics = {topic: partitions for topic in events.ALL_TOPICS}
+    topics = dict.fromkeys(events.ALL_TOPICS, partitions)
     topics.update({events.dead_letter_topic(topic): 1 for topic in events.ALL_TOPICS})
     return topics
 
@@ -245,7 +245,7 @@ def migrate(infrastructure: Infrastructure, base_env: Mapping[str, str], log_dir
             )
 
 
-class Stop(Exception):
+class StopRequestedError(Exception):
     """Raised from the signal handler to leave the supervision loop."""
 
 
@@ -253,7 +253,7 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
     """Keeps every child running until a signal; returns the exit code of the stack."""
 
     def on_signal(signum: int, _frame: object) -> None:
-        raise Stop(signum)
+        raise StopRequestedError(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     exit_code = 0
@@ -289,7 +289,7 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
                     child.next_start_at = 0.0
                     child.start()
             time.sleep(0.2)
-    except Stop:
+    except StopRequestedError:
         print("\nstopping the services", file=out, flush=True)
     finally:
         stop_children(children)
@@ -388,7 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--postgres-port", type=int, default=55432)
     start.add_argument("--kafka-port", type=int, default=9092)
     start.add_argument(
-        "--brokers", type=int, default=1, choices=(1, 3),
+        "--brokers",
+        type=int,
+        default=1,
+        choices=(1, 3),
         help="3 runs a KRaft cluster with replication factor 3 and min.insync.replicas=2",
     )
     start.add_argument(

@@ -46,7 +46,9 @@ class SqlUnitOfWork:
 
     connection: AsyncConnection
 
-    def __init__(self, engine: AsyncEngine | None, *, joined: AsyncConnection | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine | None, *, joined: AsyncConnection | None = None
+    ) -> None:
         self._engine = engine
         self._joined = joined
         self._transaction: AsyncTransaction | None = None

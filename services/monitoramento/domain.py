@@ -63,9 +63,7 @@ def degraded_parts(
     for name, ok in databases.items():
         if not ok:
             degraded.append(f"database {name}: unreachable")
-    for group in lags:
-        if group.error:
-            degraded.append(f"consumer group {group.group}: {group.error}")
+    degraded.extend(f"consumer group {group.group}: {group.error}" for group in lags if group.error)
     for service, age_s in outbox_oldest_age_s.items():
         if age_s > max_outbox_age_s:
             degraded.append(f"{service} outbox: oldest row waiting {age_s:.0f} s")

@@ -38,10 +38,10 @@ async def system_status(
     services: dict[str, list[ProcessHealth]] = {}
     for (service, _), result in zip(probes, results, strict=True):
         services.setdefault(service, []).append(result)
-    kafka_ok, own_database_ok, *lags = await asyncio.gather(
+    kafka_ok, own_database_ok, lags = await asyncio.gather(
         kafka.reachable(),
         history.reachable(),
-        *(kafka.lag(group) for group in targets.consumer_groups),
+        asyncio.gather(*(kafka.lag(group) for group in targets.consumer_groups)),
     )
     databases = {"monitoramento": own_database_ok, **_databases(services)}
     backlog = _outbox_backlog(services)
@@ -111,8 +111,13 @@ def _lag_document(group: GroupLag) -> dict[str, Any]:
     document: dict[str, Any] = {
         "total": group.total,
         "partitions": [
-            {"topic": p.topic, "partition": p.partition, "committed": p.committed, "end": p.end,
-             "lag": p.lag}
+            {
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "end": p.end,
+                "lag": p.lag,
+            }
             for p in group.partitions
         ],
     }

@@ -108,7 +108,9 @@ def build(kit: ServiceKit) -> tuple[Litestar, Worker]:
                 await history.record(await current_status())
             except Exception as error:  # noqa: BLE001 - the next sample tries again
                 log.warning(
-                    "monitor.sample_failed", error=repr(error), next_step="will retry",
+                    "monitor.sample_failed",
+                    error=repr(error),
+                    next_step="will retry",
                     retry_in_s=monitor.sample_interval_s,
                 )
             with contextlib.suppress(TimeoutError):

@@ -30,8 +30,11 @@ class EventOutbox(Protocol):
 class UnitOfWork(Protocol):
     """One database transaction. Leaving the block without `commit` rolls it back."""
 
-    pedidos: PedidoRepository
-    outbox: EventOutbox
+    @property
+    def pedidos(self) -> PedidoRepository: ...
+
+    @property
+    def outbox(self) -> EventOutbox: ...
 
     async def __aenter__(self) -> Self: ...
 

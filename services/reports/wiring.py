@@ -84,7 +84,8 @@ async def run_all() -> None:
     service_settings = settings()
     reports = report_settings(service_settings)
     kit = build_kit(service_settings, process="all")
-    await serve(build_app(kit, reports), kit.settings.http, workers={"consumer": consumer_worker(kit)})
+    workers = {"consumer": consumer_worker(kit)}
+    await serve(build_app(kit, reports), kit.settings.http, workers=workers)
 
 
 async def run_migrate() -> None:

@@ -92,8 +92,10 @@ class PostgresClienteRepository:
         await self._connection.execute(
             statement.on_conflict_do_update(
                 index_elements=["id"],
-                set_={**{k: statement.excluded[k] for k in values if k != "id"},
-                      "atualizado_em": sa.func.now()},
+                set_={
+                    **{k: statement.excluded[k] for k in values if k != "id"},
+                    "atualizado_em": sa.func.now(),
+                },
             )
         )
 

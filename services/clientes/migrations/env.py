@@ -1,6 +1,4 @@
-from alembic import context
-
 from clientes.adapters.postgres import metadata
 from datasync.db import run_migrations_env
 
-run_migrations_env(context, metadata)
+run_migrations_env(metadata)

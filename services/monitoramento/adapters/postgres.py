@@ -15,9 +15,7 @@ status_snapshots = sa.Table(
     "status_snapshots",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
-    sa.Column(
-        "taken_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    ),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("document", JSONB, nullable=False),
 )
@@ -37,8 +35,9 @@ class PostgresStatusHistory:
             await connection.execute(
                 sa.delete(status_snapshots).where(
                     status_snapshots.c.id
-                    <= sa.select(sa.func.max(status_snapshots.c.id) - self._retention_rows)
-                    .scalar_subquery()
+                    <= sa.select(
+                        sa.func.max(status_snapshots.c.id) - self._retention_rows
+                    ).scalar_subquery()
                 )
             )
 
@@ -55,6 +54,6 @@ class PostgresStatusHistory:
         try:
             async with self._engine.connect() as connection:
                 await connection.execute(sa.text("select 1"))
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
             return False
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -80,7 +81,7 @@ class AioKafkaInspector:
         try:
             admin, _ = await asyncio.wait_for(self._clients(), self._timeout_s)
             await asyncio.wait_for(admin.describe_cluster(), self._timeout_s)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
             await self.close()
             return False
         return True
@@ -93,7 +94,7 @@ class AioKafkaInspector:
             )
             partitions = list(committed)
             ends = await asyncio.wait_for(offsets.end_offsets(partitions), self._timeout_s)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - reported in the status, not raised
             await self.close()
             return GroupLag(group=group, partitions=[], error=f"{type(error).__name__}: {error}")
 
@@ -123,13 +124,10 @@ def _committed(offset: int) -> int | None:
 
 
 async def _close(admin: AIOKafkaAdminClient | None, offsets: AIOKafkaConsumer | None) -> None:
-    for client in (admin, offsets):
-        if client is None:
-            continue
-        try:
-            if isinstance(client, AIOKafkaAdminClient):
-                await client.close()
-            else:
-                await client.stop()
-        except Exception:  # noqa: BLE001 - closing a broken client must not mask the outage
-            continue
+    # Closing a client whose broker is gone may fail too; the outage is already reported.
+    if admin is not None:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    if offsets is not None:
+        with contextlib.suppress(Exception):
+            await offsets.stop()

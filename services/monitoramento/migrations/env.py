@@ -1,6 +1,4 @@
-from alembic import context
-
 from datasync.db import run_migrations_env
 from monitoramento.adapters.postgres import metadata
 
-run_migrations_env(context, metadata)
+run_migrations_env(metadata)

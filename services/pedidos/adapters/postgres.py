@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,7 +31,7 @@ outbox = outbox_table(metadata)
 SOURCE = "/datasync/pedidos"
 
 
-def _to_pedido(row: sa.Row[tuple[str, str, object, object]]) -> Pedido:
+def _to_pedido(row: Any) -> Pedido:
     mapping = row._mapping
     return Pedido(
         id=mapping["id"],
@@ -46,8 +48,9 @@ class PostgresPedidoRepository:
     async def get(self, pedido_id: str) -> Pedido | None:
         row = (
             await self._connection.execute(
-                sa.select(pedidos.c.id, pedidos.c.cliente_id, pedidos.c.valor, pedidos.c.data)
-                .where(pedidos.c.id == pedido_id)
+                sa.select(
+                    pedidos.c.id, pedidos.c.cliente_id, pedidos.c.valor, pedidos.c.data
+                ).where(pedidos.c.id == pedido_id)
             )
         ).first()
         return _to_pedido(row) if row else None

@@ -128,7 +128,7 @@ class PostgresReportQueries:
         self._engine = engine
         self._timezone = timezone
 
-    async def _all(self, query: sa.Select[Any]) -> list[sa.Row[Any]]:
+    async def _all(self, query: sa.Executable) -> list[Any]:
         async with self._engine.connect() as connection:
             return list((await connection.execute(query)).all())
 
@@ -143,7 +143,7 @@ class PostgresReportQueries:
         pedidos_count, clientes_count, total = rows[0]
         return Resumo(pedidos=int(pedidos_count), clientes=int(clientes_count), total=total)
 
-    def _por_cliente(self) -> sa.Select[Any]:
+    def _por_cliente(self) -> Any:
         return sa.select(
             totais_por_cliente.c.cliente_id,
             _current(clientes.c.nome),
@@ -152,9 +152,7 @@ class PostgresReportQueries:
             totais_por_cliente.c.total,
             totais_por_cliente.c.ultimo_pedido,
         ).select_from(
-            totais_por_cliente.outerjoin(
-                clientes, clientes.c.id == totais_por_cliente.c.cliente_id
-            )
+            totais_por_cliente.outerjoin(clientes, clientes.c.id == totais_por_cliente.c.cliente_id)
         )
 
     async def cliente(self, cliente_id: str) -> RelatorioCliente | None:
@@ -214,9 +212,7 @@ class PostgresReportQueries:
         return [Vendas(grupo=row[0], pedidos=int(row[1]), total=row[2]) for row in rows]
 
     async def vendas_diarias(self, de: dt.date, ate: dt.date) -> list[Vendas]:
-        local_day = sa.cast(sa.func.timezone(self._timezone, pedidos.c.data), sa.Date).label(
-            "dia"
-        )
+        local_day = sa.cast(sa.func.timezone(self._timezone, pedidos.c.data), sa.Date).label("dia")
         rows = await self._all(
             sa.select(local_day, sa.func.count(), sa.func.sum(pedidos.c.valor))
             .where(
@@ -232,7 +228,7 @@ class PostgresReportQueries:
         return [Vendas(grupo=row[0], pedidos=int(row[1]), total=row[2]) for row in rows]
 
 
-def _relatorio(row: sa.Row[Any]) -> RelatorioCliente:
+def _relatorio(row: Any) -> RelatorioCliente:
     cliente_id, nome, pais, pedidos_count, total, ultimo = row
     return RelatorioCliente(
         cliente_id=cliente_id,
