@@ -44,6 +44,7 @@ RETRY_AFTER_S: Final = 1
 """Retry-After sent with 503: a database restart takes about a second."""
 
 _FIELD_IN_MESSAGE: Final = re.compile(r" - at `\$\.?([^`]*)`$")
+_FIELD_IN_BACKTICKS: Final = re.compile(r"field `([^`]*)`")
 _SAFE_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -118,11 +119,8 @@ async def decode_json_body(request: Request[Any, Any, Any], decoder: msgspec.jso
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as error:
-        message = str(error)
-        match = _FIELD_IN_MESSAGE.search(message)
-        field_name = match.group(1) if match else "body"
-        reason = message[: match.start()] if match else message
-        raise invalid(field_name or "body", reason) from error
+        field_name, reason = _field_of(str(error))
+        raise invalid(field_name, reason) from error
     except msgspec.DecodeError as error:
         raise ProblemError(
             400,
@@ -130,6 +128,25 @@ async def decode_json_body(request: Request[Any, Any, Any], decoder: msgspec.jso
             detail=str(error),
             invalid_params=[InvalidParam("body", str(error))],
         ) from error
+
+
+def _field_of(message: str) -> tuple[str, str]:
+    """The field a msgspec validation message is about, and the message without it.
+
+    msgspec says "... - at `$.valor`" for a bad value, and names the key in backticks for a
+    missing or unknown field at the top level.
+    """
+    located = _FIELD_IN_MESSAGE.search(message)
+    if located:
+        path = located.group(1)
+        parent, _, _ = message.partition(" - at ")
+        if path and (named := _FIELD_IN_BACKTICKS.search(parent)) and "field" in parent:
+            return f"{path}.{named.group(1)}", parent
+        return path or "body", parent
+    named = _FIELD_IN_BACKTICKS.search(message)
+    if named and "field" in message:
+        return named.group(1), message
+    return "body", message
 
 
 # --- cursors -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from clientes.domain import (
     Cliente,
@@ -113,7 +113,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
         return Response(_out(cliente), status_code=201 if criado else 200)
 
     @get("/clientes/{cliente_id:str}", tags=["clientes"], summary="Read one customer")
-    async def ler(cliente_id: str) -> ClienteOut:
+    async def ler(cliente_id: FromPath[str]) -> ClienteOut:
         async with unit_of_work(None) as uow:
             cliente = await uow.clientes.get(cliente_id)
         if cliente is None or cliente.removido:
@@ -122,8 +122,8 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
 
     @get("/clientes", tags=["clientes"], summary="List customers")
     async def listar(
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        cursor: str | None = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: FromQuery[str | None] = None,
     ) -> Page:
         after_id = decode_cursor(cursor)
         async with unit_of_work(None) as uow:
@@ -137,7 +137,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
         summary="Replace a customer's data",
         operation_class=json_body_operation(DadosBody, description="The customer's data"),
     )
-    async def substituir(request: Request[Any, Any, Any], cliente_id: str) -> ClienteOut:
+    async def substituir(request: Request[Any, Any, Any], cliente_id: FromPath[str]) -> ClienteOut:
         body = await decode_json_body(request, _REPLACE)
         try:
             cliente = await atualizar_cliente(
@@ -150,7 +150,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
         return _out(cliente)
 
     @delete("/clientes/{cliente_id:str}", tags=["clientes"], summary="Remove a customer")
-    async def remover(request: Request[Any, Any, Any], cliente_id: str) -> None:
+    async def remover(request: Request[Any, Any, Any], cliente_id: FromPath[str]) -> None:
         try:
             await remover_cliente(unit_of_work(request_id_of(request)), cliente_id)
         except ClienteNotFoundError as error:

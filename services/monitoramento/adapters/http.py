@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Response, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from monitoramento.ports import StatusHistory
 
@@ -28,7 +28,7 @@ def status_handlers(
 
     @get("/status/historico", tags=["status"], summary="The most recent status snapshots")
     async def historico(
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
     ) -> list[dict[str, Any]]:
         return list(await history.latest(limit))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from datasync.http import (
     Page,
@@ -119,7 +119,7 @@ def pedido_handlers(
         return Response(_out(pedido), status_code=201 if criado else 200)
 
     @get("/pedidos/{pedido_id:str}", tags=["pedidos"], summary="Read one order")
-    async def ler(pedido_id: str) -> PedidoOut:
+    async def ler(pedido_id: FromPath[str]) -> PedidoOut:
         async with unit_of_work(None) as uow:
             pedido = await uow.pedidos.get(pedido_id)
         if pedido is None:
@@ -128,9 +128,9 @@ def pedido_handlers(
 
     @get("/pedidos", tags=["pedidos"], summary="List orders, optionally of one customer")
     async def listar(
-        cliente_id: Annotated[str | None, Parameter(query="cliente-id")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        cursor: str | None = None,
+        cliente_id: Annotated[str | None, QueryParameter(name="cliente-id")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        cursor: FromQuery[str | None] = None,
     ) -> Page:
         after_id = decode_cursor(cursor)
         async with unit_of_work(None) as uow:

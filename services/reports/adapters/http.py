@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from datasync.http import ProblemError, invalid
 from datasync.money import format_money
@@ -75,7 +75,7 @@ def report_handlers(queries: ReportQueries) -> list[Any]:
         )
 
     @get("/reports/clientes/{cliente_id:str}", tags=["reports"], summary="One customer")
-    async def cliente(cliente_id: str) -> ClienteOut:
+    async def cliente(cliente_id: FromPath[str]) -> ClienteOut:
         found = await queries.cliente(cliente_id)
         if found is None:
             raise ProblemError(
@@ -85,7 +85,7 @@ def report_handlers(queries: ReportQueries) -> list[Any]:
 
     @get("/reports/top-clientes", tags=["reports"], summary="Customers with the highest total")
     async def top_clientes(
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 10,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 10,
     ) -> list[ClienteOut]:
         return [_cliente_out(found) for found in await queries.top_clientes(limit)]
 
@@ -117,7 +117,7 @@ def report_handlers(queries: ReportQueries) -> list[Any]:
         tags=["reports"],
         summary="Sales per day of the order, in the configured time zone",
     )
-    async def vendas_diarias(de: dt.date, ate: dt.date) -> list[DiaOut]:
+    async def vendas_diarias(de: FromQuery[dt.date], ate: FromQuery[dt.date]) -> list[DiaOut]:
         try:
             validar_periodo(de, ate)
         except InvalidQueryError as error:

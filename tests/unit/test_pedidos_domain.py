@@ -1,0 +1,426 @@
+"""Unit tests of the pedidos domain and of `registrar_pedido`, over an in-memory unit of work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import TracebackType
+from typing import Self
+
+import pytest
+
+from datasync import events
+from pedidos.domain import (
+    ConflictingPedidoError,
+    InvalidPedidoError,
+    Pedido,
+    PedidoRecebido,
+    validar_id,
+    validar_valor,
+)
+from pedidos.service import registrar_pedido
+
+AGORA = dt.datetime(2024, 3, 1, 12, 30, tzinfo=dt.UTC)
+ONTEM = dt.datetime(2024, 2, 29, 9, 0, tzinfo=dt.UTC)
+BRASILIA = dt.timezone(dt.timedelta(hours=-3))
+
+
+# --------------------------------------------------------------------------------------
+# In-memory doubles of pedidos.ports
+# --------------------------------------------------------------------------------------
+
+
+class InMemoryPedidoRepository:
+    def __init__(self) -> None:
+        self.pedidos: dict[str, Pedido] = {}
+
+    async def get(self, pedido_id: str) -> Pedido | None:
+        return self.pedidos.get(pedido_id)
+
+    async def add(self, pedido: Pedido) -> bool:
+        if pedido.id in self.pedidos:
+            return False
+        self.pedidos[pedido.id] = pedido
+        return True
+
+    async def list_by_cliente(
+        self, cliente_id: str | None, *, after_id: str | None, limit: int
+    ) -> list[Pedido]:
+        found = sorted(
+            (
+                pedido
+                for pedido in self.pedidos.values()
+                if cliente_id is None or pedido.cliente_id == cliente_id
+            ),
+            key=lambda pedido: pedido.id,
+        )
+        return [pedido for pedido in found if after_id is None or pedido.id > after_id][:limit]
+
+
+class InMemoryPedidoRepositoryLosingARace(InMemoryPedidoRepository):
+    """Another request stores `rival` between this request's read and its write."""
+
+    def __init__(self, rival: Pedido) -> None:
+        super().__init__()
+        self.rival = rival
+
+    async def add(self, pedido: Pedido) -> bool:
+        self.pedidos[self.rival.id] = self.rival
+        return await super().add(pedido)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    topic: str
+    key: str
+    payload: events.Event
+
+
+@dataclass
+class FakeOutbox:
+    """Rows appended in the open transaction are `pending` until it commits."""
+
+    pending: list[OutboxRow] = field(default_factory=list)
+    committed: list[OutboxRow] = field(default_factory=list)
+
+    async def append(self, *, topic: str, key: str, payload: events.Event) -> None:
+        self.pending.append(OutboxRow(topic=topic, key=key, payload=payload))
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, pedidos: InMemoryPedidoRepository | None = None) -> None:
+        self.pedidos = pedidos if pedidos is not None else InMemoryPedidoRepository()
+        self.outbox = FakeOutbox()
+        self.entered = 0
+        self.commits = 0
+
+    async def __aenter__(self) -> Self:
+        self.entered += 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Leaving without commit rolls back whatever the outbox got in this transaction.
+        self.outbox.pending.clear()
+
+    async def commit(self) -> None:
+        self.commits += 1
+        self.outbox.committed.extend(self.outbox.pending)
+        self.outbox.pending.clear()
+
+
+@pytest.fixture
+def uow() -> InMemoryUnitOfWork:
+    return InMemoryUnitOfWork()
+
+
+def recebido(
+    *,
+    pedido_id: str = "p-1",
+    cliente_id: str = "ALFKI",
+    valor: Decimal = Decimal("10.50"),
+    data: dt.datetime | None = ONTEM,
+) -> PedidoRecebido:
+    return PedidoRecebido(id=pedido_id, cliente_id=cliente_id, valor=valor, data=data)
+
+
+def pedido(
+    *,
+    pedido_id: str = "p-1",
+    cliente_id: str = "ALFKI",
+    valor: Decimal = Decimal("10.50"),
+    data: dt.datetime = ONTEM,
+) -> Pedido:
+    return Pedido(id=pedido_id, cliente_id=cliente_id, valor=valor, data=data)
+
+
+# --------------------------------------------------------------------------------------
+# PedidoRecebido.validar
+# --------------------------------------------------------------------------------------
+
+
+def test_a_valid_order_is_accepted_with_its_fields() -> None:
+    order = recebido(data=ONTEM)
+
+    accepted = order.validar(agora=AGORA)
+
+    assert accepted == Pedido(id="p-1", cliente_id="ALFKI", valor=Decimal("10.50"), data=ONTEM)
+
+
+def test_an_accepted_order_has_its_valor_with_exactly_two_decimals() -> None:
+    order = recebido(valor=Decimal("7.5"))
+
+    accepted = order.validar(agora=AGORA)
+
+    assert str(accepted.valor) == "7.50"
+
+
+def test_an_order_without_data_is_dated_now() -> None:
+    order = recebido(data=None)
+
+    accepted = order.validar(agora=AGORA)
+
+    assert accepted.data == AGORA
+
+
+def test_an_order_keeps_the_utc_offset_it_was_sent_with() -> None:
+    data = dt.datetime(2024, 2, 29, 9, 0, tzinfo=BRASILIA)
+
+    accepted = recebido(data=data).validar(agora=AGORA)
+
+    assert accepted.data.utcoffset() == dt.timedelta(hours=-3)
+
+
+def test_an_order_dated_without_utc_offset_is_rejected() -> None:
+    order = recebido(data=dt.datetime(2024, 2, 29, 9, 0))  # noqa: DTZ001 - naive on purpose
+
+    with pytest.raises(InvalidPedidoError, match=r"^data: must carry a UTC offset") as caught:
+        order.validar(agora=AGORA)
+
+    assert caught.value.field == "data"
+
+
+def test_an_invalid_cliente_id_is_named_as_clients_spell_it() -> None:
+    order = recebido(cliente_id="ALF KI")
+
+    with pytest.raises(InvalidPedidoError, match=r"^cliente-id: must be 1 to 64") as caught:
+        order.validar(agora=AGORA)
+
+    assert caught.value.field == "cliente-id"
+
+
+def test_an_invalid_valor_stops_validation() -> None:
+    order = recebido(valor=Decimal(0))
+
+    with pytest.raises(InvalidPedidoError, match=r"^valor: must be greater than 0$"):
+        order.validar(agora=AGORA)
+
+
+# --------------------------------------------------------------------------------------
+# validar_id and validar_valor
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["p", "10248", "A.b_c-9", "x" * 64])
+def test_ids_of_letters_digits_dots_underscores_and_hyphens_are_accepted(value: str) -> None:
+    validar_id("id", value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 65, "a b", "pedido/1", "pedidoé", "p\n"])
+def test_other_ids_are_rejected_naming_the_field(value: str) -> None:
+    with pytest.raises(
+        InvalidPedidoError,
+        match=r"^id: must be 1 to 64 characters of letters, digits, '\.', '_' or '-'$",
+    ):
+        validar_id("id", value)
+
+
+@pytest.mark.parametrize(
+    ("valor", "expected"),
+    [
+        (Decimal("0.01"), "0.01"),
+        (Decimal(100), "100.00"),
+        (Decimal("1E+2"), "100.00"),
+        (Decimal("10.500"), "10.50"),
+        (Decimal("999999999999.99"), "999999999999.99"),
+    ],
+)
+def test_a_valid_valor_is_returned_with_two_decimals(valor: Decimal, expected: str) -> None:
+    result = validar_valor(valor)
+
+    assert str(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("valor", "message"),
+    [
+        (Decimal("NaN"), r"^valor: must be a finite number$"),
+        (Decimal("sNaN"), r"^valor: must be a finite number$"),
+        (Decimal("Infinity"), r"^valor: must be a finite number$"),
+        (Decimal("-Infinity"), r"^valor: must be a finite number$"),
+        (Decimal(0), r"^valor: must be greater than 0$"),
+        (Decimal("-0.00"), r"^valor: must be greater than 0$"),
+        (Decimal("-1"), r"^valor: must be greater than 0$"),
+        (Decimal(10) ** 12, r"^valor: must be below 10\^12$"),
+        (Decimal("1E+999999"), r"^valor: must be below 10\^12$"),
+        (Decimal("0.001"), r"^valor: must have at most two decimal places$"),
+        (Decimal("10.505"), r"^valor: must have at most two decimal places$"),
+        (
+            Decimal("0.1000000000000000055511151231257827"),
+            r"^valor: must have at most two decimal places$",
+        ),
+        (Decimal("1E-999999999"), r"^valor: must have at most two decimal places$"),
+    ],
+)
+def test_an_unacceptable_valor_is_rejected_with_its_reason(valor: Decimal, message: str) -> None:
+    with pytest.raises(InvalidPedidoError, match=message) as caught:
+        validar_valor(valor)
+
+    assert caught.value.field == "valor"
+
+
+# --------------------------------------------------------------------------------------
+# PedidoRecebido.corresponde_a
+# --------------------------------------------------------------------------------------
+
+
+def test_an_order_without_data_matches_any_date() -> None:
+    existente = pedido(data=ONTEM)
+
+    assert recebido(data=None).corresponde_a(existente)
+
+
+def test_an_order_with_the_same_instant_in_another_offset_matches() -> None:
+    existente = pedido(data=dt.datetime(2024, 2, 29, 12, 0, tzinfo=dt.UTC))
+
+    repetido = recebido(data=dt.datetime(2024, 2, 29, 9, 0, tzinfo=BRASILIA))
+
+    assert repetido.corresponde_a(existente)
+
+
+def test_an_order_with_the_same_valor_written_differently_matches() -> None:
+    existente = pedido(valor=Decimal("10.50"))
+
+    assert recebido(valor=Decimal("10.5")).corresponde_a(existente)
+
+
+@pytest.mark.parametrize(
+    "outro",
+    [
+        recebido(cliente_id="BONAP"),
+        recebido(valor=Decimal("10.51")),
+        recebido(data=AGORA),
+    ],
+    ids=["other cliente", "other valor", "other data"],
+)
+def test_an_order_with_other_content_does_not_match(outro: PedidoRecebido) -> None:
+    existente = pedido()
+
+    assert not outro.corresponde_a(existente)
+
+
+# --------------------------------------------------------------------------------------
+# registrar_pedido
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_new_order_is_stored_and_created(uow: InMemoryUnitOfWork) -> None:
+    order = recebido()
+
+    stored, created = await registrar_pedido(uow, order, clock=lambda: AGORA)
+
+    assert created
+    assert stored == pedido()
+    assert uow.pedidos.pedidos == {"p-1": stored}
+    assert uow.commits == 1
+
+
+@pytest.mark.asyncio
+async def test_a_new_order_queues_its_pedido_criado_event_in_the_same_transaction(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    order = recebido(valor=Decimal("7.5"))
+
+    await registrar_pedido(uow, order, clock=lambda: AGORA)
+
+    assert uow.outbox.committed == [
+        OutboxRow(
+            topic=events.TOPIC_PEDIDOS,
+            key="ALFKI",
+            payload=events.PedidoCriado(
+                id="p-1", cliente_id="ALFKI", valor=Decimal("7.50"), data=ONTEM
+            ),
+        )
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_new_order_without_data_is_dated_by_the_clock(uow: InMemoryUnitOfWork) -> None:
+    order = recebido(data=None)
+
+    stored, _ = await registrar_pedido(uow, order, clock=lambda: AGORA)
+
+    assert stored.data == AGORA
+
+
+@pytest.mark.asyncio
+async def test_a_repeated_order_returns_the_stored_one_without_a_new_event(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+
+    stored, created = await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+
+    assert not created
+    assert stored == pedido()
+    assert len(uow.outbox.committed) == 1
+    assert uow.commits == 1
+
+
+@pytest.mark.asyncio
+async def test_a_repeated_order_without_data_keeps_the_stored_date(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    await registrar_pedido(uow, recebido(data=ONTEM), clock=lambda: AGORA)
+
+    stored, created = await registrar_pedido(uow, recebido(data=None), clock=lambda: AGORA)
+
+    assert not created
+    assert stored.data == ONTEM
+
+
+@pytest.mark.asyncio
+async def test_duplicate_order_with_other_content_is_rejected(uow: InMemoryUnitOfWork) -> None:
+    await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+
+    with pytest.raises(
+        ConflictingPedidoError, match=r"^pedido p-1 already exists with other content$"
+    ) as caught:
+        await registrar_pedido(uow, recebido(valor=Decimal(11)), clock=lambda: AGORA)
+
+    assert caught.value.pedido_id == "p-1"
+    assert uow.pedidos.pedidos == {"p-1": pedido()}
+    assert len(uow.outbox.committed) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_invalid_order_is_rejected_before_the_transaction_opens(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    order = recebido(valor=Decimal("0.001"))
+
+    with pytest.raises(InvalidPedidoError, match=r"^valor: "):
+        await registrar_pedido(uow, order, clock=lambda: AGORA)
+
+    assert uow.entered == 0
+    assert uow.outbox.committed == []
+
+
+@pytest.mark.asyncio
+async def test_an_order_inserted_concurrently_with_the_same_content_is_a_repeat() -> None:
+    rival = pedido()
+    uow = InMemoryUnitOfWork(InMemoryPedidoRepositoryLosingARace(rival))
+
+    stored, created = await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+
+    assert not created
+    assert stored is rival
+    assert uow.commits == 0
+    assert uow.outbox.committed == []
+
+
+@pytest.mark.asyncio
+async def test_an_order_inserted_concurrently_with_other_content_is_a_conflict() -> None:
+    rival = pedido(valor=Decimal("99.00"))
+    uow = InMemoryUnitOfWork(InMemoryPedidoRepositoryLosingARace(rival))
+
+    with pytest.raises(ConflictingPedidoError, match=r"^pedido p-1 already exists"):
+        await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+
+    assert uow.outbox.committed == []
