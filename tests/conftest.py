@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,18 +38,6 @@ def free_port() -> int:
 def unique(prefix: str) -> str:
     """An id no other test uses, within the id rules of the APIs."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fails a test that leaves asyncio tasks running behind it."""
-    before = asyncio.all_tasks()
-    yield
-    await asyncio.sleep(0)
-    leaked = [
-        task for task in asyncio.all_tasks() - before if not task.done() and "pytest" not in repr(task)
-    ]
-    assert not leaked, f"tasks left running: {leaked}"
 
 
 @pytest.fixture(scope="session")

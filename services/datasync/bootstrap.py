@@ -126,7 +126,7 @@ class ServiceKit:
                 self.settings.kafka,
                 self.settings.consumer,
                 *topics,
-                group_id=group_id,
+                group_id=self.settings.consumer.group_id or group_id,
                 client_id=f"{self.service}-consumer",
             )
             dead_letters = kafka.create_producer(

@@ -170,6 +170,10 @@ class OutboxSettings(SettingsGroup, frozen=True):
 class ConsumerSettings(SettingsGroup, frozen=True):
     prefix: ClassVar[str] = "CONSUMER_"
 
+    group_id: str | None = None
+    """Consumer group; by default the service's own (for example `reports-views`). Another
+    name starts a separate group that reads every topic again from the beginning."""
+
     max_batch_records: int = 500
     """Records handled in one database transaction and one offset commit."""
 

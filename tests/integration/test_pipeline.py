@@ -1,0 +1,330 @@
+"""The pipeline in one process, on a real PostgreSQL and a real Kafka broker.
+
+The relays and consumers run as asyncio tasks next to the three REST APIs, with databases of
+their own and consumer groups no other test uses, so every assertion is about records this
+module wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from structlog.testing import capture_logs
+
+import clientes.wiring
+import pedidos.wiring
+import reports.wiring
+from datasync import events
+from datasync.local import LocalKafka
+from tests.conftest import settings_for, unique
+
+pytestmark = pytest.mark.integration
+
+Client = httpx.AsyncClient
+WAIT_S = 30.0
+T = TypeVar("T")
+
+
+@dataclass
+class Pipeline:
+    pedidos: Client
+    clientes: Client
+    reports: Client
+    urls: dict[str, str]
+    bootstrap_servers: str
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool]) -> T:
+    """Polls `probe` until `until` holds, failing after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        value = await probe()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, f"still {value!r} after {WAIT_S} s"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+async def pipeline(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> AsyncIterator[Pipeline]:
+    urls = {name: fresh_database(name) for name in ("pedidos", "clientes", "reports")}
+    run = uuid.uuid4().hex[:8]
+
+    def kit(module: Any, name: str, process: str, **extra: str) -> Any:
+        return module.build_kit(settings_for(urls[name], kafka, **extra), process=process)
+
+    pedidos_kit = kit(pedidos.wiring, "pedidos", "all")
+    clientes_kit = kit(clientes.wiring, "clientes", "all", CONSUMER_GROUP_ID=f"clientes-{run}")
+    reports_kit = kit(reports.wiring, "reports", "all", CONSUMER_GROUP_ID=f"reports-{run}")
+    report_settings = reports.wiring.ReportSettings()
+    stop = asyncio.Event()
+    workers = [
+        asyncio.create_task(pedidos_kit.relay_worker()(stop)),
+        asyncio.create_task(clientes_kit.relay_worker()(stop)),
+        asyncio.create_task(clientes.wiring.consumer_worker(clientes_kit)(stop)),
+        asyncio.create_task(reports.wiring.consumer_worker(reports_kit)(stop)),
+    ]
+
+    # Plain ASGI transports keep the apps on the test's event loop, which the workers and
+    # the apps' shared connection pools live on.
+    async with (
+        client_of(pedidos.wiring.build_app(pedidos_kit)) as pedidos_client,
+        client_of(clientes.wiring.build_app(clientes_kit)) as clientes_client,
+        client_of(reports.wiring.build_app(reports_kit, report_settings)) as reports_client,
+    ):
+        yield Pipeline(
+            pedidos_client, clientes_client, reports_client, urls, kafka.bootstrap_servers
+        )
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*workers), timeout=WAIT_S)
+    for each_kit in (pedidos_kit, clientes_kit, reports_kit):
+        await each_kit.close()
+
+
+def client_of(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def report_of(pipeline: Pipeline, cliente_id: str) -> dict[str, Any]:
+    response = await pipeline.reports.get(f"/reports/clientes/{cliente_id}")
+    return response.json() if response.status_code == 200 else {}
+
+
+async def test_an_order_reaches_the_reports_with_its_customer(pipeline: Pipeline) -> None:
+    cliente_id = unique("c")
+    await pipeline.clientes.post(
+        "/clientes",
+        json={"id": cliente_id, "nome": "Ana", "pais": "Brasil", "segmento": "varejo"},
+    )
+
+    await pipeline.pedidos.post(
+        "/pedidos",
+        json={"id": unique("p"), "cliente-id": cliente_id, "valor": 10.05},
+    )
+
+    report = await eventually(
+        lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos") == 1
+    )
+    assert report["nome"] == "Ana"
+    assert report["pais"] == "Brasil"
+    assert report["total"] == "10.05"
+    assert report["ticket-medio"] == "10.05"
+    segmentos = await eventually(
+        lambda: segment_of_orders(pipeline, cliente_id), lambda found: found == ["varejo"]
+    )
+    assert segmentos == ["varejo"]
+
+
+async def segment_of_orders(pipeline: Pipeline, cliente_id: str) -> list[str | None]:
+    connection = await asyncpg.connect(pipeline.urls["reports"])
+    try:
+        rows = await connection.fetch(
+            "select segmento from pedidos where cliente_id = $1 order by id", cliente_id
+        )
+    finally:
+        await connection.close()
+    return [row["segmento"] for row in rows]
+
+
+async def test_an_order_before_its_customer_counts_at_once_and_is_enriched_later(
+    pipeline: Pipeline,
+) -> None:
+    cliente_id = unique("c")
+    await pipeline.pedidos.post(
+        "/pedidos", json={"id": unique("p"), "cliente-id": cliente_id, "valor": 7}
+    )
+    early = await eventually(
+        lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos") == 1
+    )
+
+    await pipeline.clientes.post(
+        "/clientes",
+        json={"id": cliente_id, "nome": "Tardio", "pais": "Chile", "segmento": "atacado"},
+    )
+
+    late = await eventually(
+        lambda: report_of(pipeline, cliente_id), lambda r: r.get("nome") == "Tardio"
+    )
+    assert early["nome"] is None
+    assert late["pedidos"] == 1
+    assert late["total"] == "7.00"
+    assert await eventually(
+        lambda: segment_of_orders(pipeline, cliente_id), lambda s: s == ["atacado"]
+    )
+
+
+async def test_a_renamed_customer_shows_its_new_name_and_country(pipeline: Pipeline) -> None:
+    cliente_id = unique("c")
+    await pipeline.clientes.post(
+        "/clientes", json={"id": cliente_id, "nome": "Velho", "pais": "Peru"}
+    )
+    await pipeline.pedidos.post(
+        "/pedidos", json={"id": unique("p"), "cliente-id": cliente_id, "valor": 3}
+    )
+    await eventually(lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos") == 1)
+
+    await pipeline.clientes.put(f"/clientes/{cliente_id}", json={"nome": "Novo", "pais": "Chile"})
+
+    report = await eventually(
+        lambda: report_of(pipeline, cliente_id), lambda r: r.get("nome") == "Novo"
+    )
+    assert report["pais"] == "Chile"
+
+
+async def send_raw(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    key: str,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers)
+    finally:
+        await producer.stop()
+
+
+def pedido_record(cliente_id: str, pedido_id: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    payload = events.PedidoCriado(
+        id=pedido_id,
+        cliente_id=cliente_id,
+        valor=Decimal("4.50"),
+        data=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+    )
+    envelope = events.new_envelope(payload, source="/tests", subject=cliente_id)
+    return events.encode_payload(payload), events.envelope_headers(envelope)
+
+
+async def test_a_redelivered_event_counts_once(pipeline: Pipeline) -> None:
+    cliente_id = unique("c")
+    value, headers = pedido_record(cliente_id, unique("p"))
+
+    for _ in range(2):
+        await send_raw(
+            pipeline.bootstrap_servers, "pedidos", key=cliente_id, value=value, headers=headers
+        )
+    marker_value, marker_headers = pedido_record(cliente_id, unique("p"))
+    await send_raw(
+        pipeline.bootstrap_servers,
+        "pedidos",
+        key=cliente_id,
+        value=marker_value,
+        headers=marker_headers,
+    )
+
+    report = await eventually(
+        lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos", 0) >= 2
+    )
+    assert report["pedidos"] == 2
+    assert report["total"] == "9.00"
+
+
+async def dead_letters(bootstrap_servers: str, key: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        "pedidos.dlq",
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                found.extend(r for r in records if r.key == key.encode())
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
+    pipeline: Pipeline,
+) -> None:
+    cliente_id = unique("c")
+    good_value, good_headers = pedido_record(cliente_id, unique("p"))
+    poison = [
+        (
+            b"\xff not json",
+            good_headers[:1] + [("ce_id", uuid.uuid4().hex.encode())] + good_headers[2:],
+        ),
+        (json.dumps({"id": 5}).encode(), [("ce_id", uuid.uuid4().hex.encode())] + good_headers[2:]),
+        (good_value, [(k, b"datasync.nope" if k == "ce_type" else v) for k, v in good_headers]),
+    ]
+
+    with capture_logs() as logs:
+        for value, headers in poison:
+            await send_raw(
+                pipeline.bootstrap_servers, "pedidos", key=cliente_id, value=value, headers=headers
+            )
+        await send_raw(
+            pipeline.bootstrap_servers,
+            "pedidos",
+            key=cliente_id,
+            value=good_value,
+            headers=good_headers,
+        )
+        report = await eventually(
+            lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos") == 1
+        )
+
+    letters = await dead_letters(pipeline.bootstrap_servers, cliente_id, count=6)
+    # Both consumer groups (clientes and reports) read `pedidos`, so each poison record is
+    # dead-lettered once by each of them.
+    assert len(letters) == 6
+    reasons = {dict(letter.headers)["dlq-reason"] for letter in letters}
+    assert reasons == {b"undecodable"}
+    assert all(dict(letter.headers)["dlq-original-topic"] == b"pedidos" for letter in letters)
+    assert report["total"] == "4.50"
+    assert any(entry["event"] == "consumer.dead_lettered" for entry in logs)
+
+
+async def test_the_request_id_travels_from_the_request_into_the_events(
+    pipeline: Pipeline,
+) -> None:
+    cliente_id = unique("c")
+    request_id = unique("req")
+    await pipeline.clientes.post("/clientes", json={"id": cliente_id, "nome": "Rastreada"})
+
+    await pipeline.pedidos.post(
+        "/pedidos",
+        json={"id": unique("p"), "cliente-id": cliente_id, "valor": 1},
+        headers={"x-request-id": request_id},
+    )
+
+    consumer = AIOKafkaConsumer(
+        "pedidos-enriquecidos",
+        bootstrap_servers=pipeline.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        enriched: list[Any] = []
+        deadline = time.monotonic() + WAIT_S
+        while not enriched and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                enriched.extend(r for r in records if r.key == cliente_id.encode())
+    finally:
+        await consumer.stop()
+    assert enriched, "no enriched order was published"
+    assert dict(enriched[0].headers)["ce_requestid"] == request_id.encode()
