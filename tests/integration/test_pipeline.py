@@ -264,9 +264,9 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
     poison = [
         (
             b"\xff not json",
-            good_headers[:1] + [("ce_id", uuid.uuid4().hex.encode())] + good_headers[2:],
+            [*good_headers[:1], ("ce_id", uuid.uuid4().hex.encode()), *good_headers[2:]],
         ),
-        (json.dumps({"id": 5}).encode(), [("ce_id", uuid.uuid4().hex.encode())] + good_headers[2:]),
+        (json.dumps({"id": 5}).encode(), [("ce_id", uuid.uuid4().hex.encode()), *good_headers[2:]]),
         (good_value, [(k, b"datasync.nope" if k == "ce_type" else v) for k, v in good_headers]),
     ]
 

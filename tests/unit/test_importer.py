@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
+from structlog.testing import capture_logs
+
 from datasync import importer
 from datasync.importer import (
     ClienteRow,
@@ -34,7 +36,6 @@ from datasync.importer import (
     load_pedidos,
     main,
 )
-from structlog.testing import capture_logs
 
 CUSTOMER_COLUMNS = (
     "customer_id",
