@@ -201,9 +201,10 @@ def read_envelope(headers: Sequence[tuple[str, bytes]]) -> Envelope:
     event_type = text("ce_type")
     if event_type not in EVENT_TYPES:
         raise EventEnvelopeError(f"unknown event type {event_type!r}")
+    raw_time, raw_version = text("ce_time"), text("ce_schemaversion")
     try:
-        time = dt.datetime.fromisoformat(text("ce_time"))
-        schema_version = int(text("ce_schemaversion"))
+        time = dt.datetime.fromisoformat(raw_time)
+        schema_version = int(raw_version)
     except ValueError as error:
         raise EventEnvelopeError(f"malformed header: {error}") from error
     request_id = values.get("ce_requestid")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
 import msgspec
@@ -32,4 +32,4 @@ def decimal_from_json_number(raw: msgspec.Raw) -> Decimal:
 
 def format_money(value: Decimal) -> str:
     """`"100.00"`: exactly two decimals, no exponent."""
-    return f"{value.quantize(Decimal('0.01')):f}"
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"

@@ -215,5 +215,6 @@ def read_group(group: type[_G], env: Mapping[str, str], app_env: AppEnv, **defau
     merged = dict(env)
     for name, value in defaults.items():
         variable = f"{group.prefix}{name.upper()}"
-        merged.setdefault(variable, str(value))
+        if not merged.get(variable):
+            merged[variable] = str(value)
     return group.from_env(merged, app_env)

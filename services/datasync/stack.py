@@ -131,6 +131,7 @@ def start_infrastructure(
     postgres_port: int,
     kafka_port: int,
     brokers: int,
+    kafka_libs: Path,
     out: TextIO,
 ) -> Infrastructure:
     """Starts what the environment does not provide and prepares databases and topics."""
@@ -157,7 +158,7 @@ def start_infrastructure(
             infrastructure.bootstrap_servers = env["KAFKA_BOOTSTRAP_SERVERS"]
         else:
             print("preparing the Kafka broker jars (mvn)", file=out, flush=True)
-            lib_dir = ensure_kafka_jars(data_dir / "kafka-libs")
+            lib_dir = ensure_kafka_jars(kafka_libs)
             nodes = [
                 (node, kafka_port + 2 * (node - 1), kafka_port + 2 * (node - 1) + 1)
                 for node in range(1, brokers + 1)
@@ -328,6 +329,7 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             postgres_port=arguments.postgres_port,
             kafka_port=arguments.kafka_port,
             brokers=arguments.brokers,
+            kafka_libs=(arguments.kafka_libs or data_dir / "kafka-libs").absolute(),
             out=out,
         )
     except RuntimeError as error:  # LocalPostgresError, LocalKafkaError: they say what to do
@@ -393,6 +395,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         choices=(1, 3),
         help="3 runs a KRaft cluster with replication factor 3 and min.insync.replicas=2",
+    )
+    start.add_argument(
+        "--kafka-libs",
+        type=Path,
+        default=None,
+        help="where the broker jars are kept (default: DATA_DIR/kafka-libs)",
     )
     start.add_argument(
         "--port-offset", type=int, default=0, help="added to every service port (3000...)"

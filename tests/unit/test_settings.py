@@ -190,11 +190,6 @@ def test_a_variable_wins_over_the_default_from_the_composition_root() -> None:
     assert http.port == 9000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_group only fills a default for a missing variable; from_env then treats the "
-    "empty one as unset and falls back to the class default (8000), not the service's port",
-)
 def test_an_empty_variable_takes_the_default_from_the_composition_root() -> None:
     http = read_group(HttpSettings, {"HTTP_PORT": ""}, AppEnv.DEV, port=8001)
 
@@ -311,11 +306,6 @@ def test_service_settings_read_the_dotenv_file_when_no_env_is_given(
     assert settings.http.port == 9100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty HTTP_PORT is treated as unset but falls back to 8000 instead of the "
-    "service's default_port (read_group uses setdefault, which keeps the empty value)",
-)
 def test_service_settings_with_an_empty_http_port_use_the_service_default_port() -> None:
     env = {"DATABASE_URL": DATABASE_URL, "HTTP_PORT": ""}
 
