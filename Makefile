@@ -1,0 +1,42 @@
+# data-sync: the two commands a newcomer needs are `make up` and `make test`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NORTHWIND ?= ../shared/data/northwind
+
+.PHONY: up test lint fmt import-northwind clean
+
+# The virtual environment is rebuilt whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start PostgreSQL, Kafka and every service process; Ctrl-C stops everything.
+up: $(STAMP)
+	$(BIN)/python -m datasync.stack up
+
+## Run every test: unit, integration (real PostgreSQL and Kafka) and end to end.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## ruff, formatting, mypy strict and the import-linter layering contracts.
+lint: $(STAMP)
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix services tests
+	$(BIN)/ruff format services tests
+
+## Load the Northwind customers and orders into a running stack through its REST APIs.
+import-northwind: $(STAMP)
+	$(BIN)/python -m datasync.importer --data-dir $(NORTHWIND)
+
+clean:
+	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
