@@ -171,7 +171,7 @@ class IdempotentConsumer:
             return
         self._positions[partition] = next_offset
         metrics.CONSUMER_BATCH_DURATION.observe(time.perf_counter() - started)
-        log.debug(
+        log.info(
             "consumer.batch_committed",
             topic=partition.topic,
             partition=partition.partition,
@@ -276,6 +276,7 @@ class IdempotentConsumer:
                 )
                 try:
                     await self._handlers[event.envelope.type](connection, event)
+                    log.debug("consumer.event_applied", event_type=event.envelope.type)
                 finally:
                     structlog.contextvars.unbind_contextvars(
                         "topic", "partition", "offset", "event_id", "request_id"

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from structlog.testing import capture_logs
 
@@ -304,11 +305,15 @@ async def test_the_request_id_travels_from_the_request_into_the_events(
     request_id = unique("req")
     await pipeline.clientes.post("/clientes", json={"id": cliente_id, "nome": "Rastreada"})
 
-    await pipeline.pedidos.post(
-        "/pedidos",
-        json={"id": unique("p"), "cliente-id": cliente_id, "valor": 1},
-        headers={"x-request-id": request_id},
-    )
+    pedido_id = unique("p")
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        await pipeline.pedidos.post(
+            "/pedidos",
+            json={"id": pedido_id, "cliente-id": cliente_id, "valor": 1},
+            headers={"x-request-id": request_id},
+        )
+        await eventually(lambda: report_of(pipeline, cliente_id), lambda r: r.get("pedidos") == 1)
 
     consumer = AIOKafkaConsumer(
         "pedidos-enriquecidos",
@@ -328,3 +333,10 @@ async def test_the_request_id_travels_from_the_request_into_the_events(
         await consumer.stop()
     assert enriched, "no enriched order was published"
     assert dict(enriched[0].headers)["ce_requestid"] == request_id.encode()
+    consumer_lines = [
+        entry
+        for entry in logs
+        if entry["event"] == "clientes.pedido_enriched" and entry.get("pedido_id") == pedido_id
+    ]
+    assert consumer_lines, "the consumer logged nothing about the order"
+    assert consumer_lines[0]["request_id"] == request_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clientes.domain import PedidoAEnriquecer
@@ -11,6 +12,8 @@ from clientes.ports import UnitOfWork
 from clientes.service import enriquecer_pedido
 from datasync import events
 from datasync.consumer import ConsumedEvent, Handler
+
+log = structlog.get_logger(__name__)
 
 GROUP_ID = "clientes-enriquecimento"
 TOPICS = (events.TOPIC_PEDIDOS,)
@@ -25,7 +28,7 @@ def handlers(
     async def on_pedido_criado(connection: AsyncConnection, consumed: ConsumedEvent) -> None:
         payload = consumed.payload
         assert isinstance(payload, events.PedidoCriado)
-        await enriquecer_pedido(
+        enriched = await enriquecer_pedido(
             unit_of_work(connection, consumed.envelope.request_id),
             PedidoAEnriquecer(
                 id=payload.id,
@@ -34,5 +37,10 @@ def handlers(
                 data=payload.data,
             ),
         )
+        # The consumer has bound topic, offset, event id and request id to the context.
+        if enriched:
+            log.info("clientes.pedido_enriched", pedido_id=payload.id)
+        else:
+            log.info("clientes.pedido_waiting_for_cliente", pedido_id=payload.id)
 
     return {"datasync.pedidos.PedidoCriado": on_pedido_criado}
