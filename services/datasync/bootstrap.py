@@ -120,6 +120,7 @@ class ServiceKit:
         topics: Sequence[str],
         handlers: Mapping[str, Handler],
         processed_events: sa.Table,
+        shares_views_with_rebuilds: bool = False,
     ) -> Worker:
         async def consume(stop: asyncio.Event) -> None:
             consumer = kafka.create_consumer(
@@ -139,6 +140,7 @@ class ServiceKit:
                 processed_events=processed_events,
                 handlers=handlers,
                 settings=self.settings.consumer,
+                shares_views_with_rebuilds=shares_views_with_rebuilds,
             ).run(stop)
 
         return consume

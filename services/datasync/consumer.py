@@ -68,10 +68,13 @@ def processed_events_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-class _Undecodable(msgspec.Struct, frozen=True):
+class Undecodable(msgspec.Struct, frozen=True):
     record: ConsumerRecord[bytes, bytes]
     reason: str
 
+
+VIEW_SWITCH_LOCK_KEY: Final = 0x7669657773
+"""Advisory lock a rebuild holds exclusively while it swaps rebuilt views in ("views")."""
 
 DLQ_REASON_UNDECODABLE: Final = "undecodable"
 DLQ_REASON_HANDLER_FAILED: Final = "handler-failed"
@@ -89,7 +92,9 @@ class IdempotentConsumer:
         processed_events: sa.Table,
         handlers: Mapping[str, Handler],
         settings: ConsumerSettings,
+        shares_views_with_rebuilds: bool = False,
     ) -> None:
+        self._shares_views_with_rebuilds = shares_views_with_rebuilds
         self._engine = engine
         self._consumer = consumer
         self._dlq = dead_letter_producer
@@ -145,7 +150,7 @@ class IdempotentConsumer:
         stop: asyncio.Event,
     ) -> None:
         started = time.perf_counter()
-        decoded, undecodable = _decode_all(records)
+        decoded, undecodable = decode_records(records)
         for bad in undecodable:
             await self._dead_letter(bad.record, reason=DLQ_REASON_UNDECODABLE, error=bad.reason)
 
@@ -260,42 +265,20 @@ class IdempotentConsumer:
         if not batch:
             return
         async with self._engine.begin() as connection:
-            fresh_ids = await self._record_ids(connection, batch)
-            for event in batch:
-                if event.envelope.id not in fresh_ids:
-                    metrics.CONSUMER_RECORDS.labels(event.topic, "duplicate").inc()
-                    continue
-                # Within one batch the same event may appear twice; only the first applies.
-                fresh_ids.discard(event.envelope.id)
-                structlog.contextvars.bind_contextvars(
-                    topic=event.topic,
-                    partition=event.partition,
-                    offset=event.offset,
-                    event_id=event.envelope.id,
-                    request_id=event.envelope.request_id,
+            if self._shares_views_with_rebuilds:
+                # A rebuild switching the views in takes this lock exclusively: the batch
+                # waits, then writes to whichever tables are the views by then.
+                await connection.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock_shared(VIEW_SWITCH_LOCK_KEY))
                 )
-                try:
-                    await self._handlers[event.envelope.type](connection, event)
-                    log.debug("consumer.event_applied", event_type=event.envelope.type)
-                finally:
-                    structlog.contextvars.unbind_contextvars(
-                        "topic", "partition", "offset", "event_id", "request_id"
-                    )
-        for event in batch:
-            metrics.CONSUMER_RECORDS.labels(event.topic, "applied").inc()
-
-    async def _record_ids(
-        self, connection: AsyncConnection, batch: Sequence[ConsumedEvent]
-    ) -> set[str]:
-        """Records the batch's event ids; returns those that were not recorded before."""
-        rows = [{"event_id": e.envelope.id, "topic": e.topic} for e in batch]
-        result = await connection.execute(
-            insert(self._processed)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(self._processed.c.event_id)
-        )
-        return {row[0] for row in result}
+            applied = await apply_events(
+                connection, batch, processed=self._processed, handlers=self._handlers
+            )
+        for topic, count in applied.items():
+            metrics.CONSUMER_RECORDS.labels(topic, "applied").inc(count)
+        duplicates = len(batch) - sum(applied.values())
+        if duplicates:
+            metrics.CONSUMER_RECORDS.labels(batch[0].topic, "duplicate").inc(duplicates)
 
     async def _dead_letter(
         self,
@@ -336,17 +319,59 @@ class IdempotentConsumer:
         )
 
 
-def _decode_all(
+async def apply_events(
+    connection: AsyncConnection,
+    batch: Sequence[ConsumedEvent],
+    *,
+    processed: sa.Table,
+    handlers: Mapping[str, Handler],
+) -> dict[str, int]:
+    """Applies, inside the caller's transaction, the events of `batch` whose ids `processed`
+    has not recorded yet, and records them. Returns how many were applied, per topic."""
+    rows = [{"event_id": event.envelope.id, "topic": event.topic} for event in batch]
+    result = await connection.execute(
+        insert(processed)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(processed.c.event_id)
+    )
+    fresh_ids = {row[0] for row in result}
+
+    applied: dict[str, int] = {}
+    for event in batch:
+        # Within one batch the same event may appear twice; only the first applies.
+        if event.envelope.id not in fresh_ids:
+            continue
+        fresh_ids.discard(event.envelope.id)
+        structlog.contextvars.bind_contextvars(
+            topic=event.topic,
+            partition=event.partition,
+            offset=event.offset,
+            event_id=event.envelope.id,
+            request_id=event.envelope.request_id,
+        )
+        try:
+            await handlers[event.envelope.type](connection, event)
+            log.debug("consumer.event_applied", event_type=event.envelope.type)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "topic", "partition", "offset", "event_id", "request_id"
+            )
+        applied[event.topic] = applied.get(event.topic, 0) + 1
+    return applied
+
+
+def decode_records(
     records: Sequence[ConsumerRecord[bytes, bytes]],
-) -> tuple[list[ConsumedEvent], list[_Undecodable]]:
+) -> tuple[list[ConsumedEvent], list[Undecodable]]:
     decoded: list[ConsumedEvent] = []
-    undecodable: list[_Undecodable] = []
+    undecodable: list[Undecodable] = []
     for record in records:
         try:
             envelope = events.read_envelope(record.headers or ())
             payload = events.decode_payload(envelope.type, record.value or b"")
         except (events.EventEnvelopeError, events.EventPayloadError) as error:
-            undecodable.append(_Undecodable(record, str(error)))
+            undecodable.append(Undecodable(record, str(error)))
             continue
         decoded.append(
             ConsumedEvent(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from datasync.settings import ConsumerSettings, KafkaSettings
 
@@ -65,3 +67,41 @@ def create_consumer(
         max_poll_interval_ms=consumer.max_poll_interval_ms,
         max_poll_records=consumer.max_batch_records,
     )
+
+
+def create_reader(settings: KafkaSettings, *, client_id: str) -> AIOKafkaConsumer:
+    """A consumer outside any group, for tools that choose their own partitions and
+    positions (rebuilds, dead-letter listings)."""
+    return AIOKafkaConsumer(
+        **_connection_options(settings, client_id=client_id),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, asked of the cluster.
+
+    Raises:
+        ValueError: a topic does not exist.
+    """
+    admin = AIOKafkaAdminClient(**_connection_options(settings, client_id="datasync-tools"))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions: list[TopicPartition] = []
+    missing: list[str] = []
+    for topic in described:
+        if topic.get("error_code") or not topic.get("partitions"):
+            missing.append(str(topic.get("topic")))
+            continue
+        partitions.extend(
+            TopicPartition(topic["topic"], item["partition"]) for item in topic["partitions"]
+        )
+    if missing:
+        raise ValueError(f"unknown topics: {', '.join(sorted(missing))}")
+    return sorted(partitions)

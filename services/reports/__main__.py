@@ -1,10 +1,12 @@
-"""`python -m reports {api|consumer|all|migrate}`."""
+"""`python -m reports {api|consumer|all|migrate|rebuild}`."""
 
 import sys
 
 from datasync.runtime import run_commands
 from reports import wiring
 
+if sys.argv[1:2] == ["rebuild"]:
+    sys.exit(wiring.rebuild_main(sys.argv[2:]))
 sys.exit(
     run_commands(
         {

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import datetime as dt
+import json
+import signal
+import sys
 import zoneinfo
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import structlog
 from litestar import Litestar
 
 from datasync.bootstrap import ServiceKit, ServiceSettings
 from datasync.http import create_app
+from datasync.rebuild import Progress, RebuildConflictError, ViewRebuild, print_progress
 from datasync.runtime import Worker, serve
 from datasync.settings import SettingsError, SettingsGroup, read_environment, read_group
 from reports.adapters import kafka, postgres
@@ -18,6 +27,10 @@ from reports.adapters.http import report_handlers
 SERVICE = "reports"
 DEFAULT_PORT = 3002
 MIGRATIONS = Path(__file__).parent / "migrations"
+EX_TEMPFAIL = 75
+"""Exit code of a rebuild refused because another one runs: try again later."""
+
+log = structlog.get_logger(__name__)
 
 
 class ReportSettings(SettingsGroup, frozen=True):
@@ -61,6 +74,7 @@ def consumer_worker(kit: ServiceKit) -> Worker:
         topics=kafka.TOPICS,
         handlers=kafka.handlers(views=postgres.PostgresReportViews),
         processed_events=postgres.processed_events,
+        shares_views_with_rebuilds=True,
     )
 
 
@@ -90,3 +104,75 @@ async def run_all() -> None:
 
 async def run_migrate() -> None:
     await build_kit(settings(), process="migrate").migrate()
+
+
+def build_rebuild(
+    kit: ServiceKit,
+    *,
+    from_time: dt.datetime | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval_s: float = 2.0,
+) -> ViewRebuild:
+    """A rebuild of every report view from the three topics reports consumes."""
+    return ViewRebuild(
+        engine=kit.engine,
+        kafka=kit.settings.kafka,
+        tables=[
+            postgres.pedidos,
+            postgres.totais_por_cliente,
+            postgres.clientes,
+            postgres.processed_events,
+        ],
+        processed_events=postgres.processed_events,
+        handlers=kafka.handlers(views=postgres.PostgresReportViews),
+        topics=kafka.TOPICS,
+        from_time=from_time,
+        on_progress=on_progress,
+        progress_interval_s=progress_interval_s,
+    )
+
+
+async def run_rebuild(*, from_time: dt.datetime | None, restart: bool) -> int:
+    """Rebuilds the report views from the topics and switches them in; returns the exit
+    code (75 when another rebuild runs)."""
+    service_settings = settings()
+    kit = build_kit(service_settings, process="rebuild")
+    rebuild = build_rebuild(kit, from_time=from_time, on_progress=print_progress)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        result = await rebuild.run(stop, restart=restart)
+    except RebuildConflictError as error:
+        log.error("rebuild.conflict", error=str(error), next_step="try again when it ends")
+        return EX_TEMPFAIL
+    finally:
+        await kit.close()
+    if not result.switched:
+        log.warning("rebuild.stopped", done=result.done, next_step="run it again to resume")
+        return 130
+    print(json.dumps({"event": "rebuild.switched", "done": result.done}), flush=True)
+    return 0
+
+
+def rebuild_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reports rebuild",
+        description="Rebuild the report views from Kafka beside the live ones, then switch.",
+    )
+    parser.add_argument(
+        "--from-time",
+        type=dt.datetime.fromisoformat,
+        default=None,
+        help="start at this ISO 8601 instant instead of the beginning of the topics",
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="discard a stopped rebuild instead of resuming"
+    )
+    arguments = parser.parse_args(argv)
+    try:
+        return asyncio.run(run_rebuild(from_time=arguments.from_time, restart=arguments.restart))
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 78

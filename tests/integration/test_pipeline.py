@@ -7,15 +7,12 @@ module wrote.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,80 +21,13 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from structlog.testing import capture_logs
 
-import clientes.wiring
-import pedidos.wiring
-import reports.wiring
 from datasync import events
-from datasync.local import LocalKafka
-from tests.conftest import settings_for, unique
+from tests.conftest import unique
+from tests.integration.conftest import WAIT_S, Pipeline, eventually
 
 pytestmark = pytest.mark.integration
 
 Client = httpx.AsyncClient
-WAIT_S = 30.0
-T = TypeVar("T")
-
-
-@dataclass
-class Pipeline:
-    pedidos: Client
-    clientes: Client
-    reports: Client
-    urls: dict[str, str]
-    bootstrap_servers: str
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool]) -> T:
-    """Polls `probe` until `until` holds, failing after WAIT_S."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        value = await probe()
-        if until(value):
-            return value
-        assert time.monotonic() < deadline, f"still {value!r} after {WAIT_S} s"
-        await asyncio.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-async def pipeline(
-    fresh_database: Callable[[str], str], kafka: LocalKafka
-) -> AsyncIterator[Pipeline]:
-    urls = {name: fresh_database(name) for name in ("pedidos", "clientes", "reports")}
-    run = uuid.uuid4().hex[:8]
-
-    def kit(module: Any, name: str, process: str, **extra: str) -> Any:
-        return module.build_kit(settings_for(urls[name], kafka, **extra), process=process)
-
-    pedidos_kit = kit(pedidos.wiring, "pedidos", "all")
-    clientes_kit = kit(clientes.wiring, "clientes", "all", CONSUMER_GROUP_ID=f"clientes-{run}")
-    reports_kit = kit(reports.wiring, "reports", "all", CONSUMER_GROUP_ID=f"reports-{run}")
-    report_settings = reports.wiring.ReportSettings()
-    stop = asyncio.Event()
-    workers = [
-        asyncio.create_task(pedidos_kit.relay_worker()(stop)),
-        asyncio.create_task(clientes_kit.relay_worker()(stop)),
-        asyncio.create_task(clientes.wiring.consumer_worker(clientes_kit)(stop)),
-        asyncio.create_task(reports.wiring.consumer_worker(reports_kit)(stop)),
-    ]
-
-    # Plain ASGI transports keep the apps on the test's event loop, which the workers and
-    # the apps' shared connection pools live on.
-    async with (
-        client_of(pedidos.wiring.build_app(pedidos_kit)) as pedidos_client,
-        client_of(clientes.wiring.build_app(clientes_kit)) as clientes_client,
-        client_of(reports.wiring.build_app(reports_kit, report_settings)) as reports_client,
-    ):
-        yield Pipeline(
-            pedidos_client, clientes_client, reports_client, urls, kafka.bootstrap_servers
-        )
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*workers), timeout=WAIT_S)
-    for each_kit in (pedidos_kit, clientes_kit, reports_kit):
-        await each_kit.close()
-
-
-def client_of(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
 async def report_of(pipeline: Pipeline, cliente_id: str) -> dict[str, Any]:
