@@ -25,8 +25,8 @@ test: $(STAMP)
 
 ## ruff, formatting, mypy strict and the import-linter layering contracts.
 lint: $(STAMP)
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
