@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from datasync import db, kafka
-from datasync.consumer import Handler, IdempotentConsumer
+from datasync.consumer import BatchHandler, IdempotentConsumer
 from datasync.http import Readiness, create_app
 from datasync.logs import configure_logging
 from datasync.outbox import OutboxRelay
@@ -118,7 +118,7 @@ class ServiceKit:
         *,
         group_id: str,
         topics: Sequence[str],
-        handlers: Mapping[str, Handler],
+        handler: BatchHandler,
         processed_events: sa.Table,
         shares_views_with_rebuilds: bool = False,
     ) -> Worker:
@@ -138,7 +138,7 @@ class ServiceKit:
                 consumer=consumer,
                 dead_letter_producer=dead_letters,
                 processed_events=processed_events,
-                handlers=handlers,
+                handler=handler,
                 settings=self.settings.consumer,
                 shares_views_with_rebuilds=shares_views_with_rebuilds,
             ).run(stop)

@@ -51,6 +51,34 @@ class ConsumedEvent(msgspec.Struct, frozen=True, kw_only=True):
 Handler = Callable[[AsyncConnection, ConsumedEvent], Awaitable[None]]
 """Applies one event inside the caller's transaction. Raising rolls the transaction back."""
 
+BatchHandler = Callable[[AsyncConnection, Sequence[ConsumedEvent]], Awaitable[None]]
+"""Applies events in their order inside the caller's transaction, possibly with set-based
+statements. Raising rolls the whole transaction back."""
+
+
+def per_event(handlers: Mapping[str, Handler]) -> BatchHandler:
+    """A batch handler that calls one handler per event, chosen by event type, with the
+    event's topic, offset, id and request id bound to the logs while it runs."""
+
+    async def apply(connection: AsyncConnection, batch: Sequence[ConsumedEvent]) -> None:
+        for event in batch:
+            structlog.contextvars.bind_contextvars(
+                topic=event.topic,
+                partition=event.partition,
+                offset=event.offset,
+                event_id=event.envelope.id,
+                request_id=event.envelope.request_id,
+            )
+            try:
+                await handlers[event.envelope.type](connection, event)
+                log.debug("consumer.event_applied", event_type=event.envelope.type)
+            finally:
+                structlog.contextvars.unbind_contextvars(
+                    "topic", "partition", "offset", "event_id", "request_id"
+                )
+
+    return apply
+
 
 def processed_events_table(metadata: sa.MetaData) -> sa.Table:
     """The ids of the events a service has applied, declared in its own metadata."""
@@ -90,7 +118,7 @@ class IdempotentConsumer:
         consumer: AIOKafkaConsumer,
         dead_letter_producer: AIOKafkaProducer,
         processed_events: sa.Table,
-        handlers: Mapping[str, Handler],
+        handler: BatchHandler,
         settings: ConsumerSettings,
         shares_views_with_rebuilds: bool = False,
     ) -> None:
@@ -99,7 +127,7 @@ class IdempotentConsumer:
         self._consumer = consumer
         self._dlq = dead_letter_producer
         self._processed = processed_events
-        self._handlers = handlers
+        self._handler = handler
         self._settings = settings
         self._positions: dict[TopicPartition, int] = {}
 
@@ -272,7 +300,7 @@ class IdempotentConsumer:
                     sa.select(sa.func.pg_advisory_xact_lock_shared(VIEW_SWITCH_LOCK_KEY))
                 )
             applied = await apply_events(
-                connection, batch, processed=self._processed, handlers=self._handlers
+                connection, batch, processed=self._processed, handler=self._handler
             )
         for topic, count in applied.items():
             metrics.CONSUMER_RECORDS.labels(topic, "applied").inc(count)
@@ -324,7 +352,7 @@ async def apply_events(
     batch: Sequence[ConsumedEvent],
     *,
     processed: sa.Table,
-    handlers: Mapping[str, Handler],
+    handler: BatchHandler,
 ) -> dict[str, int]:
     """Applies, inside the caller's transaction, the events of `batch` whose ids `processed`
     has not recorded yet, and records them. Returns how many were applied, per topic."""
@@ -337,26 +365,17 @@ async def apply_events(
     )
     fresh_ids = {row[0] for row in result}
 
-    applied: dict[str, int] = {}
+    fresh: list[ConsumedEvent] = []
     for event in batch:
         # Within one batch the same event may appear twice; only the first applies.
-        if event.envelope.id not in fresh_ids:
-            continue
-        fresh_ids.discard(event.envelope.id)
-        structlog.contextvars.bind_contextvars(
-            topic=event.topic,
-            partition=event.partition,
-            offset=event.offset,
-            event_id=event.envelope.id,
-            request_id=event.envelope.request_id,
-        )
-        try:
-            await handlers[event.envelope.type](connection, event)
-            log.debug("consumer.event_applied", event_type=event.envelope.type)
-        finally:
-            structlog.contextvars.unbind_contextvars(
-                "topic", "partition", "offset", "event_id", "request_id"
-            )
+        if event.envelope.id in fresh_ids:
+            fresh_ids.discard(event.envelope.id)
+            fresh.append(event)
+    if fresh:
+        await handler(connection, fresh)
+
+    applied: dict[str, int] = {}
+    for event in fresh:
         applied[event.topic] = applied.get(event.topic, 0) + 1
     return applied
 

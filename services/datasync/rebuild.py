@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasync.consumer import (
     VIEW_SWITCH_LOCK_KEY,
+    BatchHandler,
     ConsumedEvent,
-    Handler,
     apply_events,
     decode_records,
 )
@@ -92,7 +92,7 @@ class ViewRebuild:
         kafka: KafkaSettings,
         tables: Sequence[sa.Table],
         processed_events: sa.Table,
-        handlers: Mapping[str, Handler],
+        handler: BatchHandler,
         topics: Sequence[str],
         from_time: dt.datetime | None = None,
         on_progress: Callable[[Progress], None] | None = None,
@@ -102,7 +102,7 @@ class ViewRebuild:
         self._kafka = kafka
         self._tables = list(tables)
         self._processed = processed_events
-        self._handlers = handlers
+        self._handler = handler
         self._topics = list(topics)
         self._from_time = from_time
         self._on_progress = on_progress or (lambda _progress: None)
@@ -215,6 +215,7 @@ class ViewRebuild:
         decoded, undecodable = decode_records(batch)
         self._skipped += len(undecodable)
         async with target.begin() as connection:
+            await _write_to_rebuild_schema(connection)
             await self._apply_on(connection, decoded)
             await self._store_position(connection, batch[-1])
 
@@ -226,7 +227,7 @@ class ViewRebuild:
         try:
             async with connection.begin_nested():
                 applied = await apply_events(
-                    connection, decoded, processed=self._processed, handlers=self._handlers
+                    connection, decoded, processed=self._processed, handler=self._handler
                 )
             self._done += sum(applied.values())
             return
@@ -238,7 +239,7 @@ class ViewRebuild:
             try:
                 async with connection.begin_nested():
                     applied = await apply_events(
-                        connection, [event], processed=self._processed, handlers=self._handlers
+                        connection, [event], processed=self._processed, handler=self._handler
                     )
                 self._done += sum(applied.values())
             except Exception as error:
@@ -273,6 +274,7 @@ class ViewRebuild:
         started = time.monotonic()
         async with self._shadow.begin() as connection:
             await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(VIEW_SWITCH_LOCK_KEY)))
+            await _write_to_rebuild_schema(connection)
             ends = await consumer.end_offsets(list(partitions))
             for partition in partitions:
                 while await consumer.position(partition) < ends[partition]:
@@ -282,7 +284,7 @@ class ViewRebuild:
                         self._skipped += len(undecodable)
                         await self._apply_on(connection, decoded)
 
-            retired = f"retired_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}"
+            retired = f"retired_{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S%f}"
             plain = {"schema_translate_map": None}
             await connection.execute(sa.text(f"create schema {retired}"), execution_options=plain)
             for table in self._tables:
@@ -318,6 +320,18 @@ class ViewRebuild:
             )
             for name in list(names):
                 await connection.execute(sa.text(f'drop schema "{name}" cascade'))
+
+
+async def _write_to_rebuild_schema(connection: AsyncConnection) -> None:
+    """Points unqualified table names at the rebuild schema for this transaction.
+
+    Handlers written with Core tables are redirected by the engine's schema translation
+    already; handlers that write plain SQL are redirected by this search path.
+    """
+    await connection.execute(
+        sa.text(f"set local search_path to {REBUILD_SCHEMA}"),
+        execution_options={"schema_translate_map": None},
+    )
 
 
 def print_progress(progress: Progress) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol
 
 from reports.domain import ClienteAtual, FatoPedido, RelatorioCliente, Resumo, Vendas
@@ -11,12 +12,12 @@ from reports.domain import ClienteAtual, FatoPedido, RelatorioCliente, Resumo, V
 class ReportViews(Protocol):
     """The views, written by the consumer inside its transaction."""
 
-    async def add_pedido(self, fato: FatoPedido) -> None:
-        """Counts an order once. Seeing it again, enriched or not, never counts it twice; an
-        enriched copy only fills in the segment."""
+    async def add_pedidos(self, fatos: Sequence[FatoPedido]) -> None:
+        """Counts each order once. Seeing one again, enriched or not, never counts it twice;
+        an enriched copy only fills in the segment."""
 
-    async def upsert_cliente(self, cliente: ClienteAtual) -> None:
-        """Keeps the customer state with the highest version."""
+    async def upsert_clientes(self, clientes: Sequence[ClienteAtual]) -> None:
+        """Keeps, for each customer, the state with the highest version."""
 
 
 class ReportQueries(Protocol):

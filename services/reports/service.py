@@ -2,43 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from datasync import events
 from reports.domain import ClienteAtual, FatoPedido
 from reports.ports import ReportViews
 
 
+async def registrar_eventos(views: ReportViews, payloads: Sequence[events.Event]) -> None:
+    """Applies events to the views: order facts first, then customer states. The two never
+    depend on each other within a batch, so the order between them does not matter."""
+    fatos: list[FatoPedido] = []
+    clientes: list[ClienteAtual] = []
+    for payload in payloads:
+        match payload:
+            case events.PedidoCriado():
+                fatos.append(
+                    FatoPedido(
+                        id=payload.id,
+                        cliente_id=payload.cliente_id,
+                        valor=payload.valor,
+                        data=payload.data,
+                    )
+                )
+            case events.PedidoEnriquecido():
+                fatos.append(
+                    FatoPedido(
+                        id=payload.id,
+                        cliente_id=payload.cliente_id,
+                        valor=payload.valor,
+                        data=payload.data,
+                        segmento=payload.cliente.segmento,
+                        enriquecido=True,
+                    )
+                )
+            case events.ClienteRegistrado() | events.ClienteAtualizado() | events.ClienteRemovido():
+                clientes.append(
+                    ClienteAtual(
+                        id=payload.id,
+                        nome=payload.nome,
+                        cidade=payload.cidade,
+                        pais=payload.pais,
+                        segmento=payload.segmento,
+                        versao=payload.versao,
+                        removido=isinstance(payload, events.ClienteRemovido),
+                    )
+                )
+    if fatos:
+        await views.add_pedidos(fatos)
+    if clientes:
+        await views.upsert_clientes(clientes)
+
+
 async def registrar_evento(views: ReportViews, payload: events.Event) -> None:
     """Applies one event to the views."""
-    match payload:
-        case events.PedidoCriado():
-            await views.add_pedido(
-                FatoPedido(
-                    id=payload.id,
-                    cliente_id=payload.cliente_id,
-                    valor=payload.valor,
-                    data=payload.data,
-                )
-            )
-        case events.PedidoEnriquecido():
-            await views.add_pedido(
-                FatoPedido(
-                    id=payload.id,
-                    cliente_id=payload.cliente_id,
-                    valor=payload.valor,
-                    data=payload.data,
-                    segmento=payload.cliente.segmento,
-                    enriquecido=True,
-                )
-            )
-        case events.ClienteRegistrado() | events.ClienteAtualizado() | events.ClienteRemovido():
-            await views.upsert_cliente(
-                ClienteAtual(
-                    id=payload.id,
-                    nome=payload.nome,
-                    cidade=payload.cidade,
-                    pais=payload.pais,
-                    segmento=payload.segmento,
-                    versao=payload.versao,
-                    removido=isinstance(payload, events.ClienteRemovido),
-                )
-            )
+    await registrar_eventos(views, [payload])

@@ -72,7 +72,7 @@ def consumer_worker(kit: ServiceKit) -> Worker:
     return kit.consumer_worker(
         group_id=kafka.GROUP_ID,
         topics=kafka.TOPICS,
-        handlers=kafka.handlers(views=postgres.PostgresReportViews),
+        handler=kafka.batch_handler(views=postgres.PostgresReportViews),
         processed_events=postgres.processed_events,
         shares_views_with_rebuilds=True,
     )
@@ -124,7 +124,7 @@ def build_rebuild(
             postgres.processed_events,
         ],
         processed_events=postgres.processed_events,
-        handlers=kafka.handlers(views=postgres.PostgresReportViews),
+        handler=kafka.batch_handler(views=postgres.PostgresReportViews),
         topics=kafka.TOPICS,
         from_time=from_time,
         on_progress=on_progress,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -29,11 +30,11 @@ class FakeReportViews:
     def __init__(self) -> None:
         self.calls: list[tuple[str, FatoPedido | ClienteAtual]] = []
 
-    async def add_pedido(self, fato: FatoPedido) -> None:
-        self.calls.append(("add_pedido", fato))
+    async def add_pedidos(self, fatos: Sequence[FatoPedido]) -> None:
+        self.calls.extend(("add_pedido", fato) for fato in fatos)
 
-    async def upsert_cliente(self, cliente: ClienteAtual) -> None:
-        self.calls.append(("upsert_cliente", cliente))
+    async def upsert_clientes(self, clientes: Sequence[ClienteAtual]) -> None:
+        self.calls.extend(("upsert_cliente", cliente) for cliente in clientes)
 
 
 def relatorio(*, pedidos: int, total: Decimal) -> RelatorioCliente:

@@ -1,25 +1,26 @@
-"""The Kafka-side adapter of reports: every consumed event becomes a view change."""
+"""The Kafka-side adapter of reports: consumed events become view changes, a batch at a
+time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasync import events
-from datasync.consumer import ConsumedEvent, Handler
+from datasync.consumer import BatchHandler, ConsumedEvent
 from reports.ports import ReportViews
-from reports.service import registrar_evento
+from reports.service import registrar_eventos
 
 GROUP_ID = "reports-views"
 TOPICS = (events.TOPIC_PEDIDOS, events.TOPIC_CLIENTES, events.TOPIC_PEDIDOS_ENRIQUECIDOS)
 
 
-def handlers(*, views: Callable[[AsyncConnection], ReportViews]) -> Mapping[str, Handler]:
-    """One handler for every event type reports reads, applying it through `views` built
-    on the consumer's transaction."""
+def batch_handler(*, views: Callable[[AsyncConnection], ReportViews]) -> BatchHandler:
+    """Applies a batch of any event type reports reads through `views` built on the
+    consumer's transaction, so the views can write it with a few set-based statements."""
 
-    async def apply(connection: AsyncConnection, consumed: ConsumedEvent) -> None:
-        await registrar_evento(views(connection), consumed.payload)
+    async def apply(connection: AsyncConnection, batch: Sequence[ConsumedEvent]) -> None:
+        await registrar_eventos(views(connection), [consumed.payload for consumed in batch])
 
-    return dict.fromkeys(events.EVENT_TYPES, apply)
+    return apply

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasync.consumer import processed_events_table
@@ -49,72 +49,110 @@ clientes = sa.Table(
 processed_events = processed_events_table(metadata)
 
 
+# Set-based writes: a batch of orders is one insert and one upsert of per-customer totals,
+# whatever its size, instead of two statements per order.
+_INSERT_FACTS = sa.text(
+    """
+    insert into pedidos as p (id, cliente_id, valor, data, segmento, enriquecido)
+    select * from unnest(
+        cast(:ids as text[]), cast(:clientes as text[]), cast(:valores as numeric[]),
+        cast(:datas as timestamptz[]), cast(:segmentos as text[]), cast(:enriquecidos as boolean[])
+    )
+    on conflict (id) do update
+        set segmento = excluded.segmento, enriquecido = true
+        where excluded.enriquecido and not p.enriquecido
+    returning p.cliente_id, p.valor, p.data, (p.xmax = 0) as inserted
+    """
+)
+_ADD_TOTALS = sa.text(
+    """
+    insert into totais_por_cliente as t (cliente_id, pedidos, total, ultimo_pedido)
+    select * from unnest(
+        cast(:clientes as text[]), cast(:pedidos as integer[]), cast(:totais as numeric[]),
+        cast(:ultimos as timestamptz[])
+    )
+    on conflict (cliente_id) do update
+        set pedidos = t.pedidos + excluded.pedidos,
+            total = t.total + excluded.total,
+            ultimo_pedido = greatest(t.ultimo_pedido, excluded.ultimo_pedido)
+    """
+)
+_UPSERT_CLIENTES = sa.text(
+    """
+    insert into clientes as c (id, nome, cidade, pais, segmento, versao, removido)
+    select * from unnest(
+        cast(:ids as text[]), cast(:nomes as text[]), cast(:cidades as text[]),
+        cast(:paises as text[]), cast(:segmentos as text[]), cast(:versoes as integer[]),
+        cast(:removidos as boolean[])
+    )
+    on conflict (id) do update
+        set nome = excluded.nome, cidade = excluded.cidade, pais = excluded.pais,
+            segmento = excluded.segmento, versao = excluded.versao, removido = excluded.removido
+        -- An older version arriving late (a replay, a redelivery) changes nothing.
+        where c.versao < excluded.versao
+    """
+)
+
+
 class PostgresReportViews:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def add_pedido(self, fato: FatoPedido) -> None:
-        statement = insert(pedidos).values(
-            id=fato.id,
-            cliente_id=fato.cliente_id,
-            valor=fato.valor,
-            data=fato.data,
-            segmento=fato.segmento,
-            enriquecido=fato.enriquecido,
+    async def add_pedidos(self, fatos: Sequence[FatoPedido]) -> None:
+        # One statement may not touch a row twice: keep one fact per order, the enriched
+        # copy when both are in the batch, since it carries everything the other does.
+        unique: dict[str, FatoPedido] = {}
+        for fato in fatos:
+            if fato.id not in unique or fato.enriquecido:
+                unique[fato.id] = fato
+        rows = list(unique.values())
+        result = await self._connection.execute(
+            _INSERT_FACTS,
+            {
+                "ids": [f.id for f in rows],
+                "clientes": [f.cliente_id for f in rows],
+                "valores": [f.valor for f in rows],
+                "datas": [f.data for f in rows],
+                "segmentos": [f.segmento for f in rows],
+                "enriquecidos": [f.enriquecido for f in rows],
+            },
         )
-        if fato.enriquecido:
-            statement = statement.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"segmento": statement.excluded.segmento, "enriquecido": True},
-                where=~pedidos.c.enriquecido,
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=["id"])
-        # xmax is 0 only on a row this statement inserted, not on one it updated.
-        inserted = (
-            await self._connection.execute(
-                statement.returning(sa.literal_column("xmax = 0").label("inserted"))
-            )
-        ).scalar()
-        if not inserted:
+
+        totals: dict[str, tuple[int, Decimal, dt.datetime]] = {}
+        for cliente_id, valor, data, inserted in result:
+            if not inserted:
+                continue
+            count, total, latest = totals.get(cliente_id, (0, Decimal(0), data))
+            totals[cliente_id] = (count + 1, total + valor, max(latest, data))
+        if not totals:
             return
-
-        totals = insert(totais_por_cliente).values(
-            cliente_id=fato.cliente_id, pedidos=1, total=fato.valor, ultimo_pedido=fato.data
-        )
         await self._connection.execute(
-            totals.on_conflict_do_update(
-                index_elements=["cliente_id"],
-                set_={
-                    "pedidos": totais_por_cliente.c.pedidos + 1,
-                    "total": totais_por_cliente.c.total + totals.excluded.total,
-                    "ultimo_pedido": sa.func.greatest(
-                        totais_por_cliente.c.ultimo_pedido, totals.excluded.ultimo_pedido
-                    ),
-                },
-            )
+            _ADD_TOTALS,
+            {
+                "clientes": list(totals),
+                "pedidos": [count for count, _, _ in totals.values()],
+                "totais": [total for _, total, _ in totals.values()],
+                "ultimos": [latest for _, _, latest in totals.values()],
+            },
         )
 
-    async def upsert_cliente(self, cliente: ClienteAtual) -> None:
-        statement = insert(clientes).values(
-            id=cliente.id,
-            nome=cliente.nome,
-            cidade=cliente.cidade,
-            pais=cliente.pais,
-            segmento=cliente.segmento,
-            versao=cliente.versao,
-            removido=cliente.removido,
-        )
+    async def upsert_clientes(self, clientes: Sequence[ClienteAtual]) -> None:
+        newest: dict[str, ClienteAtual] = {}
+        for cliente in clientes:
+            if cliente.id not in newest or cliente.versao > newest[cliente.id].versao:
+                newest[cliente.id] = cliente
+        rows = list(newest.values())
         await self._connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["id"],
-                set_={
-                    name: statement.excluded[name]
-                    for name in ("nome", "cidade", "pais", "segmento", "versao", "removido")
-                },
-                # An older version arriving late (a replay, a redelivery) changes nothing.
-                where=clientes.c.versao < statement.excluded.versao,
-            )
+            _UPSERT_CLIENTES,
+            {
+                "ids": [c.id for c in rows],
+                "nomes": [c.nome for c in rows],
+                "cidades": [c.cidade for c in rows],
+                "paises": [c.pais for c in rows],
+                "segmentos": [c.segmento for c in rows],
+                "versoes": [c.versao for c in rows],
+                "removidos": [c.removido for c in rows],
+            },
         )
 
 

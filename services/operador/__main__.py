@@ -1,0 +1,49 @@
+"""`python -m operador`: the reprocessing operator, for one namespace.
+
+Reads `WATCH_NAMESPACE`, the `OPERATOR_*` and `LOG_*` settings, logs in with the pod's
+service account (or a kubeconfig, outside a cluster) and runs kopf until SIGTERM. A missing
+or malformed setting exits with 78 (EX_CONFIG) and a message naming the variable.
+"""
+
+import sys
+
+import kopf
+
+from datasync.logs import configure_logging
+from datasync.settings import (
+    LogSettings,
+    SettingsError,
+    read_app_env,
+    read_environment,
+    read_group,
+)
+from operador.handlers import OperatorSettings, WatchSettings, build_registry, kopf_settings
+from operador.kube import KubernetesApi, default_connection
+
+EX_CONFIG = 78
+
+
+def main() -> int:
+    env = read_environment()
+    try:
+        app_env = read_app_env(env)
+        settings = read_group(OperatorSettings, env, app_env)
+        watch = read_group(WatchSettings, env, app_env)
+        logging = read_group(LogSettings, env, app_env)
+    except SettingsError as error:
+        sys.stderr.write(f"configuration error: {error}\n")
+        return EX_CONFIG
+
+    configure_logging(logging, service="operador")
+    api = KubernetesApi(default_connection)
+    kopf.run(
+        registry=build_registry(api=api, settings=settings, connect=default_connection),
+        settings=kopf_settings(),
+        namespaces=[watch.watch_namespace],
+        standalone=True,
+        liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
+    )
+    return 0
+
+
+sys.exit(main())
