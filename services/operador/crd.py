@@ -258,7 +258,8 @@ class StatusChange:
             ),
         ]
         if self._has(ConditionType.CONFLICT):
-            changes.append((ConditionType.CONFLICT, False, "Resolved", "nothing stands in the way"))
+            resolved = (ConditionType.CONFLICT, False, "Resolved", "nothing stands in the way")
+            changes.append(resolved)
         return {
             "phase": str(Phase.RUNNING),
             "jobName": job,
@@ -297,8 +298,8 @@ class StatusChange:
                     ConditionType.RUNNING,
                     False,
                     "AttemptFailed",
-                    f"attempt {attempt} failed: "
-                    f"{message}; attempt {attempt + 1} starts at {timestamp(retry_at)}",
+                    f"attempt {attempt} failed: {message}; attempt {attempt + 1} starts at"
+                    f" {timestamp(retry_at)}",
                 ),
             ),
         }

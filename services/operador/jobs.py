@@ -192,7 +192,10 @@ HARDENED_CONTAINER: Final[Manifest] = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 """Applied over whatever the Deployment says, so a Job is never less confined than this."""
-HARDENED_POD: Final[Manifest] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+HARDENED_POD: Final[Manifest] = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 TMP: Final = "/tmp"  # noqa: S108  (a private emptyDir, not the node's shared /tmp)
 
 
