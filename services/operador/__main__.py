@@ -5,6 +5,7 @@ service account (or a kubeconfig, outside a cluster) and runs kopf until SIGTERM
 or malformed setting exits with 78 (EX_CONFIG) and a message naming the variable.
 """
 
+import logging
 import sys
 
 import kopf
@@ -29,12 +30,14 @@ def main() -> int:
         app_env = read_app_env(env)
         settings = read_group(OperatorSettings, env, app_env)
         watch = read_group(WatchSettings, env, app_env)
-        logging = read_group(LogSettings, env, app_env)
+        log_settings = read_group(LogSettings, env, app_env)
     except SettingsError as error:
         sys.stderr.write(f"configuration error: {error}\n")
         return EX_CONFIG
 
-    configure_logging(logging, service="operador")
+    configure_logging(log_settings, service="operador")
+    # httpx logs every request at INFO: three lines per running Job every few seconds.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     api = KubernetesApi(default_connection)
     kopf.run(
         registry=build_registry(api=api, settings=settings, connect=default_connection),

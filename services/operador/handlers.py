@@ -330,7 +330,9 @@ class Reprocessor:
 
         fields: Manifest = {}
         progress = await self._progress(namespace, pod) if pod is not None else None
-        if progress is not None and progress.as_status() != status.get("progress"):
+        # A field the command stopped reporting is sent as None, which the merge removes,
+        # so it is compared without its None fields.
+        if progress is not None and progress.reported() != dict(status.get("progress") or {}):
             fields["progress"] = progress.as_status()
             bound.debug("reprocessing.progress", **progress.as_status())
 

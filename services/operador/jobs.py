@@ -303,7 +303,12 @@ class Progress:
     rate_per_s: float | None = None
 
     def as_status(self) -> Manifest:
+        """The fields of `status.progress`; None removes one the command stopped reporting."""
         return {"done": self.done, "remaining": self.remaining, "ratePerSecond": self.rate_per_s}
+
+    def reported(self) -> Manifest:
+        """`status.progress` as it reads once `as_status()` is merged into it."""
+        return {key: value for key, value in self.as_status().items() if value is not None}
 
 
 PROGRESS_EVENTS: Final = frozenset({"rebuild.progress"})
