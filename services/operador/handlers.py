@@ -73,6 +73,7 @@ from operador.kube import (
 
 log = structlog.get_logger(__name__)
 
+CRD: Mapping[str, str] = {"group": GROUP, "version": VERSION}
 Clock = Callable[[], dt.datetime]
 BoundLog = Any
 """A structlog logger with the resource's fields bound (structlog types it as Any)."""
@@ -226,7 +227,7 @@ class Reprocessor:
             (bound.warning if first else bound.debug)(
                 "reprocessing.service_not_found",
                 service=spec.service,
-                next_step=f"looks again in {self._settings.follow_interval_s} s",
+                next_step=f"looks again in {self._settings.follow_interval_s:g} s",
             )
             return change.waiting(
                 reason="ServiceNotFound",
@@ -237,7 +238,11 @@ class Reprocessor:
         try:
             template = pod_template(deployment, relabel=self._settings.job_relabel(spec.service))
         except ValueError as error:
-            bound.warning("reprocessing.service_unusable", error=str(error), next_step="waits")
+            bound.warning(
+                "reprocessing.service_unusable",
+                error=str(error),
+                next_step=f"looks again in {self._settings.follow_interval_s:g} s",
+            )
             return change.waiting(reason="ServiceUnusable", message=str(error))
         job = job_manifest(
             body,
@@ -251,7 +256,7 @@ class Reprocessor:
             "reprocessing.job_created",
             job=job["metadata"]["name"],
             max_attempts=spec.max_attempts,
-            next_step=f"follows the Job every {self._settings.follow_interval_s} s",
+            next_step=f"follows the Job every {self._settings.follow_interval_s:g} s",
         )
         return change.started(
             job=job["metadata"]["name"], attempt=attempt, max_attempts=spec.max_attempts
@@ -273,7 +278,7 @@ class Reprocessor:
             bound.info(
                 "reprocessing.stale_job_deleted",
                 job=name,
-                next_step=f"creates it again in {self._settings.api_retry_s} s",
+                next_step=f"creates it again in {self._settings.api_retry_s:g} s",
             )
             raise kopf.TemporaryError(
                 f"a failed Job {name} of an earlier try was in the way; deleted it",
@@ -482,9 +487,6 @@ class Reprocessor:
         )
 
 
-CRD: dict[str, str] = {"group": GROUP, "version": VERSION}
-
-
 def _selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in labels.items())
 
@@ -516,8 +518,11 @@ def build_registry(
         await api.close()
 
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, backoff=settings.api_retry_s)
-    async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        patch.status.update(await steps.start(body, attempt=1))
+    async def created(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
+        # A resource with a phase was started before (kopf lost track of it, say): the
+        # timer follows it from where it is.
+        if not status.get("phase"):
+            patch.status.update(await steps.start(body, attempt=1))
 
     @kopf.timer(
         GROUP,

@@ -368,6 +368,12 @@ class TestProgress:
 
         assert progress.as_status() == {"done": 1200, "remaining": 300, "ratePerSecond": 850.5}
 
+    def test_a_field_no_longer_reported_is_removed_from_the_status(self) -> None:
+        progress = Progress(done=1500, remaining=0)
+
+        assert progress.as_status() == {"done": 1500, "remaining": 0, "ratePerSecond": None}
+        assert progress.reported() == {"done": 1500, "remaining": 0}
+
 
 class TestJobState:
     def test_a_job_without_conditions_is_active(self) -> None:
