@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +80,7 @@ class Supervised:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start_at: float = 0.0
+    started_at: float = 0.0
     log_file: TextIO | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -93,6 +95,7 @@ class Supervised:
             # children in order instead of all at once.
             start_new_session=True,
         )
+        self.started_at = time.monotonic()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -122,6 +125,28 @@ class Infrastructure:
             broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+    def restart_dead(self, out: TextIO, *, held: set[str]) -> bool:
+        """Starts again any server of ours that died, except those `held` down on purpose
+        (fault tests); returns whether one was started."""
+        restarted = False
+        if self.postgres is not None and not self.postgres.running and "postgres" not in held:
+            print("PostgreSQL died; starting it again", file=out, flush=True)
+            self.postgres.start()
+            restarted = True
+        for broker in self.brokers:
+            if not broker.running and f"kafka-{broker.node_id}" not in held:
+                print(f"Kafka node {broker.node_id} died; starting it again", file=out, flush=True)
+                broker.start(wait=False)
+                restarted = True
+        return restarted
+
+    def pids(self) -> dict[str, int]:
+        found = {"postgres": self.postgres.pid} if self.postgres and self.postgres.pid else {}
+        for broker in self.brokers:
+            if broker.pid:
+                found[f"kafka-{broker.node_id}"] = broker.pid
+        return found
 
 
 def start_infrastructure(
@@ -250,8 +275,19 @@ class StopRequestedError(Exception):
     """Raised from the signal handler to leave the supervision loop."""
 
 
-def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
-    """Keeps every child running until a signal; returns the exit code of the stack."""
+def supervise(
+    children: Sequence[Supervised],
+    *,
+    out: TextIO,
+    infrastructure: Infrastructure | None = None,
+    pid_file: Path | None = None,
+) -> int:
+    """Keeps every child running until a signal; returns the exit code of the stack.
+
+    The servers the stack started itself (PostgreSQL, Kafka) are restarted too when they
+    die, so a crash of either is an outage the services ride out, not the end of the stack.
+    The PIDs of everything running are kept in `pid_file`, for tools that inject faults.
+    """
 
     def on_signal(signum: int, _frame: object) -> None:
         raise StopRequestedError(signum)
@@ -261,12 +297,16 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
     try:
         for child in children:
             child.start()
+        _write_pids(pid_file, children, infrastructure)
         while True:
             now = time.monotonic()
+            held = _held(pid_file)
+            if infrastructure is not None and infrastructure.restart_dead(out, held=held):
+                _write_pids(pid_file, children, infrastructure)
             for child in children:
                 assert child.process is not None
                 code = child.process.poll()
-                if code is None:
+                if code is None or child.spec.name in held:
                     continue
                 if code == EX_CONFIG:
                     print(
@@ -276,7 +316,10 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
                     )
                     return EX_CONFIG
                 if child.next_start_at == 0.0:
-                    # Doubling pause, capped at 30 s, so a crash loop does not eat the CPU.
+                    # Doubling pause, capped at 30 s, so a crash loop does not eat the CPU;
+                    # a process that had run for a minute starts the count again.
+                    if now - child.started_at > 60:
+                        child.restarts = 0
                     delay_s = min(2.0**child.restarts, 30.0)
                     child.next_start_at = now + delay_s
                     print(
@@ -289,6 +332,7 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
                     child.restarts += 1
                     child.next_start_at = 0.0
                     child.start()
+                    _write_pids(pid_file, children, infrastructure)
             time.sleep(0.2)
     except StopRequestedError:
         print("\nstopping the services", file=out, flush=True)
@@ -297,6 +341,32 @@ def supervise(children: Sequence[Supervised], *, out: TextIO) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return exit_code
+
+
+def _held(pid_file: Path | None) -> set[str]:
+    """Names of processes a fault test wants left down: `hold-<name>` files beside the PIDs."""
+    if pid_file is None:
+        return set()
+    return {path.name.removeprefix("hold-") for path in pid_file.parent.glob("hold-*")}
+
+
+def _write_pids(
+    pid_file: Path | None,
+    children: Sequence[Supervised],
+    infrastructure: Infrastructure | None,
+) -> None:
+    if pid_file is None:
+        return
+    pids = {
+        child.spec.name: child.process.pid
+        for child in children
+        if child.process is not None and child.process.poll() is None
+    }
+    if infrastructure is not None:
+        pids.update(infrastructure.pids())
+    scratch = pid_file.with_suffix(".tmp")
+    scratch.write_text(json.dumps(pids, indent=2) + "\n")
+    scratch.replace(pid_file)
 
 
 def stop_children(children: Sequence[Supervised], *, timeout_s: float = 30.0) -> None:
@@ -349,7 +419,12 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             for spec in specs
         ]
         print(_banner(specs, infrastructure, log_dir), file=out, flush=True)
-        return supervise(children, out=out)
+        return supervise(
+            children,
+            out=out,
+            infrastructure=infrastructure,
+            pid_file=data_dir / "pids.json",
+        )
     except StackError as error:
         print(f"error: {error}", file=out, flush=True)
         return 1
