@@ -24,6 +24,16 @@ from operador.kube import KubernetesApi, default_connection
 EX_CONFIG = 78
 
 
+def health_endpoint(settings: OperatorSettings) -> str:
+    """kopf's liveness endpoint, answering both probe paths of the chart's pods.
+
+    kopf serves the endpoint's path as an aiohttp route, so a route pattern answers
+    `/health/live` and `/health/ready` alike: 200 once kopf has started, with the results
+    of the probe handlers (there are none).
+    """
+    return f"http://{settings.health_host}:{settings.health_port}/health/{{probe:live|ready}}"
+
+
 def main() -> int:
     env = read_environment()
     try:
@@ -36,17 +46,20 @@ def main() -> int:
         return EX_CONFIG
 
     configure_logging(log_settings, service="operador")
-    # httpx logs every request at INFO: three lines per running Job every few seconds.
+    # httpx logs every API call at INFO (three per running Job every few seconds), aiohttp
+    # every probe: both would drown what the operator does.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     api = KubernetesApi(default_connection)
     kopf.run(
         registry=build_registry(api=api, settings=settings, connect=default_connection),
         settings=kopf_settings(),
         namespaces=[watch.watch_namespace],
         standalone=True,
-        liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
+        liveness_endpoint=health_endpoint(settings),
     )
     return 0
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

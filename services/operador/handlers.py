@@ -85,10 +85,10 @@ class OperatorSettings(SettingsGroup, frozen=True):
     prefix: ClassVar[str] = "OPERATOR_"
 
     health_host: str = "127.0.0.1"
-    """Interface of kopf's liveness endpoint. Loopback by default; containers set 0.0.0.0."""
+    """Interface of the health endpoint. Loopback by default; containers set 0.0.0.0."""
 
     health_port: int = 8080
-    """Port of kopf's liveness endpoint (`/healthz`), which both probes use."""
+    """Port of kopf's liveness endpoint, which serves `/health/live` and `/health/ready`."""
 
     follow_interval_s: float = 5.0
     """How often a running Job is looked at. Progress lines come every few seconds, and
@@ -114,13 +114,15 @@ class OperatorSettings(SettingsGroup, frozen=True):
     """Lines read from the end of the pod's log to find the latest progress line."""
 
     service_label: str = "app.kubernetes.io/name"
-    """Label whose value is the service's name on its API Deployment and pods."""
+    """Label whose value names the service, on its API Deployment and pods."""
 
-    api_selector: str = "app.kubernetes.io/component=api"
-    """More labels (`key=value,...`) that tell the service's API Deployment from its other
-    Deployments. A chart that also labels the release sets it here, so two releases in one
-    namespace never borrow each other's settings. A Job's pod gets the value
-    `reprocessing` for these keys instead: it carries the API pods' other labels."""
+    process_label: str = "app.kubernetes.io/component"
+    """Label whose value is `api` on the service's API Deployment and pods. A Job's pod gets
+    `reprocessing` instead, so the API's Service and disruption budget never count it."""
+
+    selector: str = ""
+    """More labels (`key=value,...`) the API Deployment must have. A chart sets its release
+    here, so two releases in one namespace never borrow each other's settings."""
 
     def __post_init__(self) -> None:
         self.api_labels("service")
@@ -129,20 +131,19 @@ class OperatorSettings(SettingsGroup, frozen=True):
         """The labels of `service`'s API Deployment.
 
         Raises:
-            ValueError: `api_selector` is not a list of `key=value`.
+            ValueError: `selector` is not a list of `key=value`.
         """
-        labels = {self.service_label: service}
-        for item in filter(None, (part.strip() for part in self.api_selector.split(","))):
+        labels: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.selector.split(","))):
             key, equals, value = item.partition("=")
             if not equals or not key.strip() or not value.strip():
-                raise ValueError(f"api_selector item {item!r} is not key=value")
+                raise ValueError(f"selector item {item!r} is not key=value")
             labels[key.strip()] = value.strip()
-        return labels
+        return labels | {self.service_label: service, self.process_label: "api"}
 
-    def job_relabel(self, service: str) -> dict[str, str]:
+    def job_relabel(self) -> dict[str, str]:
         """Labels of a Job's pod that differ from the API pods'."""
-        api = self.api_labels(service)
-        return {key: "reprocessing" for key in api if key != self.service_label}
+        return {self.process_label: "reprocessing"}
 
 
 class WatchSettings(SettingsGroup, frozen=True):
@@ -236,7 +237,7 @@ class Reprocessor:
             )
 
         try:
-            template = pod_template(deployment, relabel=self._settings.job_relabel(spec.service))
+            template = pod_template(deployment, relabel=self._settings.job_relabel())
         except ValueError as error:
             bound.warning(
                 "reprocessing.service_unusable",
@@ -561,4 +562,8 @@ def kopf_settings() -> kopf.OperatorSettings:
     )
     settings.scanning.disabled = True
     settings.peering.standalone = True
+
+    # A tick of the timer is a few API calls: on exit or deletion it may finish the one it
+    # is in rather than be abandoned halfway through.
+    settings.background.instant_exit_timeout = 1.0
     return settings

@@ -9,6 +9,7 @@ pod, lets it print log lines and ends it the way a test says. Every wait is boun
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import threading
 import time
@@ -47,7 +48,7 @@ FAST = OperatorSettings(
 async def eventually(
     check: Callable[[], Any], *, what: str | Callable[[], str], timeout_s: float = WAIT_S
 ) -> Any:
-    """Waits until `check()` returns something true, and returns it.
+    """Waits until `check()` returns (or, if async, resolves to) something true; returns it.
 
     The API double answers in milliseconds, so this polls every 20 ms; `what` (or what it
     returns, evaluated on failure) says what did not happen in time.
@@ -55,6 +56,8 @@ async def eventually(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         await asyncio.sleep(0.02)
@@ -63,20 +66,30 @@ async def eventually(
 
 
 def api_deployment(
-    service: str, *, image: str = "registry.local/data-sync:1.4.2"
+    service: str,
+    *,
+    image: str = "registry.local/data-sync:1.4.2",
+    labels: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """The API Deployment of a service, as the chart renders it, reduced to what matters."""
+    """The API Deployment of a service, reduced to what the operator reads.
+
+    Labelled as the operator's defaults expect, unless `labels` says otherwise.
+    """
+    if labels is None:
+        labels = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "api"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": f"data-sync-{service}-api",
+            "name": name or f"data-sync-{service}-api",
             "namespace": NAMESPACE,
-            "labels": {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "api"},
+            "labels": dict(labels),
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
         "spec": {
             "template": {
+                "metadata": {"labels": dict(labels)},
                 "spec": {
                     "securityContext": {"runAsUser": 10001, "fsGroup": 10001},
                     "containers": [
@@ -91,7 +104,7 @@ def api_deployment(
                             },
                         }
                     ],
-                }
+                },
             }
         },
     }
@@ -279,7 +292,14 @@ def cluster(kmock: KubernetesEmulator) -> Cluster:
 
 
 @pytest.fixture
-async def operator(cluster: Cluster) -> AsyncIterator[Cluster]:
+def settings(request: pytest.FixtureRequest) -> OperatorSettings:
+    """`FAST`, or the settings a test passes with `parametrize(..., indirect=True)`."""
+    chosen: OperatorSettings = getattr(request, "param", FAST)
+    return chosen
+
+
+@pytest.fixture
+async def operator(cluster: Cluster, settings: OperatorSettings) -> AsyncIterator[Cluster]:
     """The operator, running until the test ends.
 
     It runs in a thread with an event loop of its own, as in a process of its own: on exit
@@ -291,7 +311,7 @@ async def operator(cluster: Cluster) -> AsyncIterator[Cluster]:
     def connect() -> kopf.ConnectionInfo:
         return kopf.ConnectionInfo(server=url)
 
-    registry = build_registry(api=KubernetesApi(connect), settings=FAST, connect=connect)
+    registry = build_registry(api=KubernetesApi(connect), settings=settings, connect=connect)
     stop = threading.Event()
     crashed: list[BaseException] = []
 

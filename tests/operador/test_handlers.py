@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+import pytest
 from kmock import KubernetesError, Request, action
 from structlog.testing import capture_logs
 
-from tests.operador.conftest import JOBS, Cluster, api_deployment, eventually
+from tests.operador.conftest import FAST, JOBS, Cluster, api_deployment, eventually
 
 REBUILD = {"service": "reports", "mode": "rebuild", "maxAttempts": 3}
 
@@ -258,3 +260,43 @@ async def test_a_job_the_api_refuses_fails_the_reprocessing_with_its_reason(
     failed = operator.condition("views", "Failed")
     assert failed["reason"] == "KubernetesApiError"
     assert failed["message"].endswith("answered 403: jobs is forbidden")
+
+
+CHART_LABELS = msgspec.structs.replace(
+    FAST,
+    service_label="data-sync/service",
+    process_label="data-sync/process",
+    selector="app.kubernetes.io/name=data-sync,app.kubernetes.io/instance=prod",
+)
+"""How the chart tells its API Deployments apart (see charts/data-sync/templates)."""
+
+
+def chart_labels(service: str, process: str, *, release: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "data-sync",
+        "app.kubernetes.io/instance": release,
+        "data-sync/service": service,
+        "data-sync/process": process,
+    }
+
+
+@pytest.mark.parametrize("settings", [CHART_LABELS], indirect=True)
+async def test_the_api_deployment_of_the_same_release_is_copied(operator: Cluster) -> None:
+    for name, labels, image in [
+        ("staging-reports-api", chart_labels("reports", "api", release="staging"), "other:1"),
+        ("prod-reports-consumer", chart_labels("reports", "consumer", release="prod"), "c:1"),
+        ("prod-reports-api", chart_labels("reports", "api", release="prod"), "data-sync:2.0.0"),
+    ]:
+        operator.deploy(api_deployment("reports", image=image, labels=labels, name=name))
+
+    await operator.create("views", REBUILD)
+    job = await operator.jobs.started("views-1")
+
+    pod = job["spec"]["template"]
+    assert pod["spec"]["containers"][0]["image"] == "data-sync:2.0.0"
+    assert pod["metadata"]["labels"] == {
+        **chart_labels("reports", "reprocessing", release="prod"),
+        "app.kubernetes.io/managed-by": "data-sync-operator",
+        "datasync.io/reprocessing": "views",
+        "datasync.io/attempt": "1",
+    }
