@@ -1,0 +1,165 @@
+"""The outbox relay on a real PostgreSQL and Kafka: fail-over, crashes and order per key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+import clientes.wiring
+from datasync import kafka, metrics
+from datasync.local import LocalKafka
+from datasync.outbox import OutboxRelay
+from datasync.settings import OutboxSettings
+from tests.conftest import settings_for, unique
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 30.0
+
+
+async def records_of(bootstrap_servers: str, topic: str, key: str, count: int) -> list[Any]:
+    """The records of one key on a topic, from the beginning, until `count` arrived."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                found.extend(r for r in batch if r.key == key.encode())
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def pending_rows(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("select count(*) from outbox"))
+    finally:
+        await connection.close()
+
+
+async def outbox_drained(database_url: str) -> None:
+    """Returns once the outbox is empty, polling for at most WAIT_S."""
+    for _ in range(int(WAIT_S * 10)):
+        if not await pending_rows(database_url):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the outbox still holds rows after {WAIT_S} s")
+
+
+def relay_for(database_url: str, kafka_broker: LocalKafka, name: str) -> OutboxRelay:
+    settings = settings_for(database_url, kafka_broker)
+    return OutboxRelay(
+        database_url=database_url,
+        producer=kafka.create_producer(settings.kafka, client_id=name),
+        settings=OutboxSettings(poll_interval_ms=100, standby_retry_ms=200),
+    )
+
+
+async def rename_many(database_url: str, kafka_broker: LocalKafka, cliente_id: str, n: int) -> None:
+    """Creates a customer and renames it `n - 1` times through the API, one after another."""
+    kit = clientes.wiring.build_kit(settings_for(database_url, kafka_broker), process="api")
+    app = clientes.wiring.build_app(kit)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        await client.post("/clientes", json={"id": cliente_id, "nome": "v1"})
+        for version in range(2, n + 1):
+            response = await client.put(f"/clientes/{cliente_id}", json={"nome": f"v{version}"})
+            assert response.status_code == 200
+    await kit.close()
+
+
+async def test_two_relays_publish_through_one_and_the_other_takes_over(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> None:
+    url = fresh_database("clientes")
+    cliente_id = unique("c")
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(relay_for(url, kafka, "relay-a").run(stop_first))
+    await asyncio.sleep(1)
+    second = asyncio.create_task(relay_for(url, kafka, "relay-b").run(stop_second))
+
+    await rename_many(url, kafka, cliente_id, 5)
+    before = await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 5)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    await rename_many(url, kafka, unique("c"), 1)
+    taken_over_at = time.monotonic()
+    await outbox_drained(url)
+    took_s = time.monotonic() - taken_over_at
+    stop_second.set()
+    await second
+
+    assert [json.loads(record.value)["versao"] for record in before] == [1, 2, 3, 4, 5]
+    assert await pending_rows(url) == 0
+    assert took_s < 5
+
+
+async def test_a_relay_that_dies_after_publishing_publishes_again_and_consumers_absorb_it(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> None:
+    url = fresh_database("clientes")
+    cliente_id = unique("c")
+    await rename_many(url, kafka, cliente_id, 3)
+
+    crashing = relay_for(url, kafka, "relay-crash")
+    original_execute = asyncpg.Connection.execute
+
+    async def crash_before_delete(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query.startswith("delete from outbox"):
+            raise ConnectionResetError("relay killed between publish and delete")
+        return await original_execute(self, query, *args, **kwargs)
+
+    asyncpg.Connection.execute = crash_before_delete  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(crashing.run(stop))
+    try:
+        await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 3)
+    finally:
+        asyncpg.Connection.execute = original_execute  # type: ignore[method-assign]
+        stop.set()
+        await task
+    healthy_stop = asyncio.Event()
+    healthy = asyncio.create_task(relay_for(url, kafka, "relay-ok").run(healthy_stop))
+    await outbox_drained(url)
+    healthy_stop.set()
+    await healthy
+
+    published = await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 6)
+    ids = [dict(record.headers)["ce_id"] for record in published]
+    assert len(published) >= 6
+    assert len(set(ids)) == 3
+    assert metrics.OUTBOX_LEADER._value.get() == 0
+
+
+async def test_the_events_of_one_customer_leave_in_the_order_they_were_written(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> None:
+    url = fresh_database("clientes")
+    cliente_id = unique("c")
+    stop = asyncio.Event()
+    relay = asyncio.create_task(relay_for(url, kafka, "relay-order").run(stop))
+
+    await rename_many(url, kafka, cliente_id, 30)
+    published = await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 30)
+    stop.set()
+    await relay
+
+    versions = [json.loads(record.value)["versao"] for record in published]
+    assert versions == list(range(1, 31))
