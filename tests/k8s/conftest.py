@@ -20,6 +20,15 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 NAMESPACE = "data-sync"
 RELEASE = "data-sync"
 
+# Every service and its long-running processes, as `python -m <service> <process>` knows them.
+SERVICES = ("pedidos", "clientes", "reports", "monitoramento")
+PROCESSES = {
+    "pedidos": {"api", "relay"},
+    "clientes": {"api", "relay", "consumer"},
+    "reports": {"api", "consumer"},
+    "monitoramento": {"api"},
+}
+
 # The Kubernetes version the rendered objects are validated against: the kind node image of
 # k8s/kind-cluster.yaml runs it, and kubernetes-validate ships its schemas.
 KUBERNETES_VERSION = "1.33.0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.k8s.conftest import NAMESPACE
+from tests.k8s.conftest import NAMESPACE, SERVICES
 from tests.k8s.manifests import (
     Manifest,
     Pod,
@@ -127,9 +127,7 @@ def test_every_service_process_is_scraped_by_its_service_monitor(
     monitors = of_kind(manifests, "ServiceMonitor")
     services = of_kind(manifests, "Service")
 
-    assert {s["metadata"]["labels"]["data-sync/service"] for s in services} == {
-        "pedidos", "clientes", "reports", "monitoramento",
-    }  # fmt: skip
+    assert {s["metadata"]["labels"]["data-sync/service"] for s in services} == set(SERVICES)
     for service in services:
         labels = service["metadata"]["labels"]
         ports = {port["name"] for port in service["spec"]["ports"]}
@@ -175,7 +173,7 @@ def test_each_service_reads_only_its_own_database_and_kafka_credentials(
     for workload in workloads(manifests):
         service = pod_labels(workload)["data-sync/service"]
         read = {ref.secret for ref in secret_references(workload)}
-        others = {"pedidos", "clientes", "reports", "monitoramento"} - {service}
+        others = set(SERVICES) - {service}
 
         assert not {secret for secret in read for other in others if f"-{other}" in secret}
 

@@ -17,18 +17,11 @@ from datasync import events
 from datasync.bootstrap import ServiceSettings
 from datasync.settings import AppEnv, SettingsGroup, read_group
 from monitoramento.wiring import MonitorSettings
-from tests.k8s.conftest import CHART, Manifest
+from tests.k8s.conftest import CHART, PROCESSES, SERVICES, Manifest
 from tests.k8s.manifests import containers, name_of, of_kind, pod_labels, pod_spec, workloads
 
 pytestmark = pytest.mark.k8s
 
-SERVICES = ("pedidos", "clientes", "reports", "monitoramento")
-PROCESSES = {
-    "pedidos": {"api", "relay"},
-    "clientes": {"api", "relay", "consumer"},
-    "reports": {"api", "consumer"},
-    "monitoramento": {"api"},
-}
 ROUTES = {"/pedidos": "pedidos", "/clientes": "clientes", "/reports": "reports"}
 ROUTES["/status"] = "monitoramento"
 
