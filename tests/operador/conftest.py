@@ -34,6 +34,14 @@ WAIT_S = 10.0
 """Upper bound of every wait: generous for a loaded machine, where each step takes
 milliseconds."""
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The same marker as the chart's kind tests, so `-m "not kind"` leaves out both.
+    config.addinivalue_line(
+        "markers", "kind: creates a kind cluster and installs the whole system in it"
+    )
+
+
 FAST = OperatorSettings(
     follow_interval_s=0.05,
     retry_backoff_s=0.2,
