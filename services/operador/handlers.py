@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -562,6 +563,11 @@ def kopf_settings() -> kopf.OperatorSettings:
     )
     settings.scanning.disabled = True
     settings.peering.standalone = True
+
+    # kopf turns its log lines about a resource into events of it. At INFO that is one
+    # event per timer tick; warnings and errors (a handler that failed and will retry) are
+    # the ones worth an event, and the conditions tell the rest.
+    settings.posting.level = logging.WARNING
 
     # A tick of the timer is a few API calls: on exit or deletion it may finish the one it
     # is in rather than be abandoned halfway through.

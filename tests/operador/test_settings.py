@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import kopf
 import pytest
 
 from datasync.settings import AppEnv, SettingsError, read_group
-from operador.handlers import OperatorSettings, WatchSettings
+from operador.handlers import OperatorSettings, WatchSettings, kopf_settings
 
 
 def test_the_defaults_find_api_deployments_by_the_recommended_labels() -> None:
@@ -43,3 +46,14 @@ def test_a_malformed_selector_stops_start_up_naming_the_item() -> None:
 def test_the_namespace_to_watch_is_required() -> None:
     with pytest.raises(SettingsError, match="WATCH_NAMESPACE is required"):
         read_group(WatchSettings, {}, AppEnv.PROD)
+
+
+def test_kopf_keeps_to_its_namespace_and_its_own_annotations() -> None:
+    settings = kopf_settings()
+
+    assert settings.scanning.disabled is True
+    assert settings.peering.standalone is True
+    assert settings.persistence.finalizer == "datasync.io/reprocessing-operator"
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.posting.level == logging.WARNING
