@@ -5,10 +5,12 @@ sized as its values file says."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 import clientes.adapters.kafka
 import reports.adapters.kafka
@@ -17,8 +19,24 @@ from datasync import events
 from datasync.bootstrap import ServiceSettings
 from datasync.settings import AppEnv, SettingsGroup, read_group
 from monitoramento.wiring import MonitorSettings
-from tests.k8s.conftest import CHART, PROCESSES, SERVICES, Manifest
-from tests.k8s.manifests import containers, name_of, of_kind, pod_labels, pod_spec, workloads
+from tests.k8s.conftest import (
+    CHART,
+    NAMESPACE,
+    PROCESSES,
+    RELEASE,
+    SERVICES,
+    Manifest,
+    run_helm,
+)
+from tests.k8s.manifests import (
+    containers,
+    name_of,
+    of_kind,
+    pod_labels,
+    pod_spec,
+    secret_references,
+    workloads,
+)
 
 pytestmark = pytest.mark.k8s
 
@@ -55,13 +73,14 @@ def process_deployments(manifests: list[Manifest]) -> dict[tuple[str, str], Mani
     }
 
 
-def environment_of(container: dict[str, Any]) -> dict[str, str]:
-    """The container's environment as the process sees it, with stand-in secret values."""
+def environment_of(container: dict[str, Any], *, secrets: bool = True) -> dict[str, str]:
+    """The container's environment as the process sees it, with stand-in secret values
+    (or, with secrets false, without the variables that come from Secrets)."""
     env = {}
     for variable in container.get("env", []):
         if "value" in variable:
             env[variable["name"]] = str(variable["value"])
-        else:
+        elif secrets:
             env[variable["name"]] = SECRET_VALUES[variable["valueFrom"]["secretKeyRef"]["key"]]
     return env
 
@@ -318,3 +337,60 @@ def test_the_dashboard_config_map_ships_the_compose_dashboard(
 
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["data-sync.json"]) == json.loads(shipped)
+
+
+EXTERNAL_VALUES = """
+appEnv: prod
+postgresql: {enabled: false}
+kafka:
+  strimzi: {enabled: false}
+  external:
+    bootstrapServers: kafka-1.example.com:9093,kafka-2.example.com:9093
+    caSecretName: kafka-ca
+    users:
+      pedidos: {username: pedidos, passwordSecret: {name: kafka-users, key: pedidos}}
+      clientes: {username: clientes, passwordSecret: {name: kafka-users, key: clientes}}
+      reports: {username: reports, passwordSecret: {name: kafka-users, key: reports}}
+      monitoramento: {username: mon, passwordSecret: {name: kafka-users, key: mon}}
+services:
+  pedidos: {database: {existingSecret: pedidos-db}}
+  clientes: {database: {existingSecret: clientes-db}}
+  reports: {database: {existingSecret: reports-db}}
+  monitoramento: {database: {existingSecret: monitoramento-db, existingSecretKey: url}}
+"""
+
+
+# The Secrets (name, key) each service's processes must read with EXTERNAL_VALUES: its
+# database URL and its Kafka password.
+EXTERNAL_SECRETS = {
+    "pedidos": {("pedidos-db", "uri"), ("kafka-users", "pedidos")},
+    "clientes": {("clientes-db", "uri"), ("kafka-users", "clientes")},
+    "reports": {("reports-db", "uri"), ("kafka-users", "reports")},
+    "monitoramento": {("monitoramento-db", "url"), ("kafka-users", "mon")},
+}
+
+
+def test_external_kafka_and_databases_replace_the_operators_objects(
+    helm: str, tmp_path: Path
+) -> None:
+    values = tmp_path / "external.yaml"
+    values.write_text(EXTERNAL_VALUES)
+
+    output = run_helm(
+        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+        "--values", str(values),
+    )  # fmt: skip
+    manifests = [doc for doc in yaml.safe_load_all(output) if doc]
+
+    kinds = {m["kind"] for m in manifests}
+    assert not kinds & {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster"}
+    for job in of_kind(manifests, "Job"):
+        assert "pre-install" in job["metadata"]["annotations"]["helm.sh/hook"]
+    for deployment in of_kind(manifests, "Deployment"):
+        service = pod_labels(deployment)["data-sync/service"]
+        env = environment_of(containers(deployment)[0], secrets=False)
+        read = {(ref.secret, ref.key) for ref in secret_references(deployment)}
+
+        assert env["KAFKA_BOOTSTRAP_SERVERS"].startswith("kafka-1.example.com:9093,")
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert read == EXTERNAL_SECRETS[service] | {("kafka-ca", "ca.crt")}
