@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
 
-ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Dots alone are excluded: "." and ".." would be path segments, not ids, in a URL.
+ID_PATTERN: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 EMAIL_PATTERN: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_TEXT_LENGTH: Final = 200
 
@@ -50,6 +51,7 @@ class DadosCliente:
         Raises:
             InvalidClienteError: a field breaks a rule; the error names it.
         """
+        _no_nul("nome", self.nome)
         nome = self.nome.strip()
         if not nome:
             raise InvalidClienteError("nome", "must not be blank")
@@ -71,10 +73,17 @@ class DadosCliente:
 def _optional(field: str, value: str | None) -> str | None:
     if value is None:
         return None
+    _no_nul(field, value)
     stripped = value.strip()
     if len(stripped) > MAX_TEXT_LENGTH:
         raise InvalidClienteError(field, f"must be at most {MAX_TEXT_LENGTH} characters")
     return stripped or None
+
+
+def _no_nul(field: str, value: str) -> None:
+    # PostgreSQL text cannot hold the NUL character; refuse it here rather than fail there.
+    if "\x00" in value:
+        raise InvalidClienteError(field, "must not contain the NUL character")
 
 
 def validar_id(value: str, *, field: str = "id") -> str:

@@ -43,6 +43,9 @@ REQUEST_ID_HEADER: Final = "x-request-id"
 RETRY_AFTER_S: Final = 1
 """Retry-After sent with 503: a database restart takes about a second."""
 
+KEY_PATTERN: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
+"""The shape of every id in the system: 1 to 64 letters, digits, '.', '_' or '-'."""
+
 _FIELD_IN_MESSAGE: Final = re.compile(r" - at `\$\.?([^`]*)`$")
 _FIELD_IN_BACKTICKS: Final = re.compile(r"field `([^`]*)`")
 _SAFE_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -115,9 +118,25 @@ async def decode_json_body(request: Request[Any, Any, Any], decoder: msgspec.jso
             invalid_params=[InvalidParam("content-type", f"{media_type or 'missing'}")],
         )
 
+    charset = _charset(request.headers.get("content-type", ""))
+    if charset not in (None, "utf-8", "utf8"):
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            detail="JSON bodies are read as UTF-8",
+            invalid_params=[InvalidParam("content-type", f"charset {charset}")],
+        )
+
     body = await request.body()
     try:
         return decoder.decode(body)
+    except RecursionError as error:
+        raise ProblemError(
+            400,
+            "Malformed JSON",
+            detail="the body is nested too deeply",
+            invalid_params=[InvalidParam("body", "nested too deeply")],
+        ) from error
     except msgspec.ValidationError as error:
         field_name, reason = _field_of(str(error))
         raise invalid(field_name, reason) from error
@@ -128,6 +147,14 @@ async def decode_json_body(request: Request[Any, Any, Any], decoder: msgspec.jso
             detail=str(error),
             invalid_params=[InvalidParam("body", str(error))],
         ) from error
+
+
+def _charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 def _field_of(message: str) -> tuple[str, str]:
@@ -163,9 +190,26 @@ def decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+        key = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeError, ValueError) as error:
         raise invalid("cursor", "not a cursor returned by this API", status=400) from error
+    if not KEY_PATTERN.fullmatch(key):
+        raise invalid("cursor", "not a cursor returned by this API", status=400)
+    return key
+
+
+def require_key(value: str, *, what: str) -> None:
+    """Answers 404 at once for a path id that no record can have (a NUL byte, a slash...),
+    instead of asking the database about it."""
+    if not KEY_PATTERN.fullmatch(value):
+        raise ProblemError(404, "Not found", detail=f"{what} {value!r} does not exist")
+
+
+def valid_filter(value: str | None, *, name: str) -> str | None:
+    """A query filter that must have the shape of an id, or a 400 problem naming it."""
+    if value is not None and not KEY_PATTERN.fullmatch(value):
+        raise invalid(name, "must be 1 to 64 letters, digits, '.', '_' or '-'", status=400)
+    return value
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True, rename="kebab"):
@@ -189,6 +233,11 @@ def _validation_handler(_: Request[Any, Any, Any], error: ValidationException) -
         for item in items
         if isinstance(item, dict)
     ]
+    if not params and error.detail:
+        # Litestar names a missing parameter only in its message: "Missing required query
+        # parameter 'de' for path /reports/vendas-diarias".
+        missing = re.search(r"parameter '([^']+)'", error.detail)
+        params = [InvalidParam(missing.group(1) if missing else "request", error.detail)]
     detail = "; ".join(f"{param.name}: {param.reason}" for param in params) or error.detail
     return problem_response(
         Problem(title="Invalid request", status=400, detail=detail, invalid_params=params)
@@ -196,8 +245,14 @@ def _validation_handler(_: Request[Any, Any, Any], error: ValidationException) -
 
 
 def _http_error_handler(_: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    params = [InvalidParam("body", error.detail)] if error.status_code == 413 else []
     return problem_response(
-        Problem(title=_title(error.status_code), status=error.status_code, detail=error.detail),
+        Problem(
+            title=_title(error.status_code),
+            status=error.status_code,
+            detail=error.detail,
+            invalid_params=params,
+        ),
         error.headers,
     )
 
@@ -338,7 +393,10 @@ def ops_handlers(readiness: Readiness) -> list[Any]:
 
     @get("/metrics", tags=["operations"], summary="Prometheus metrics", sync_to_thread=False)
     def prometheus_metrics() -> Response[bytes]:
-        return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # The framework appends the charset itself; the exposition format's own type
+        # already names one, which would make it appear twice.
+        media_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        return Response(content=generate_latest(), media_type=media_type)
 
     return [live, ready, prometheus_metrics]
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Dots alone are excluded: "." and ".." would be path segments, not ids, in a URL.
+ID_PATTERN: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
 CENT: Final = Decimal("0.01")
 VALOR_LIMIT: Final = Decimal(10) ** 12
 """Exclusive upper bound of an order's value; fits NUMERIC(14, 2) with room to spare."""
@@ -62,6 +63,11 @@ class PedidoRecebido:
         data = self.data if self.data is not None else agora
         if data.tzinfo is None or data.utcoffset() is None:
             raise InvalidPedidoError("data", "must carry a UTC offset, such as Z or -03:00")
+        try:
+            # Kept in UTC, so the order reads back the same whatever offset it came with.
+            data = data.astimezone(dt.UTC)
+        except OverflowError as error:
+            raise InvalidPedidoError("data", "is out of range") from error
 
         return Pedido(id=self.id, cliente_id=self.cliente_id, valor=valor, data=data)
 

@@ -134,6 +134,9 @@ async def test_customers_are_listed_page_by_page(client: Client) -> None:
         ({"id": "x", "nome": "A", "email": "not-an-email"}, 422, "email"),
         ({"id": "x", "nome": "A" * 201}, 422, "nome"),
         ({"id": "x", "nome": "A", "telefone": "1"}, 422, "telefone"),
+        ({"id": "x", "nome": "a\x00b"}, 422, "nome"),
+        ({"id": "x", "nome": "A", "cidade": "\x00"}, 422, "cidade"),
+        ({"id": "x", "nome": "A", "email": "a\x00@b.co"}, 422, "email"),
     ],
 )
 async def test_bad_customers_get_a_problem_naming_the_field(
@@ -147,9 +150,12 @@ async def test_bad_customers_get_a_problem_naming_the_field(
     assert await events_of(database_url, "x") == []
 
 
-async def test_updating_or_removing_an_unknown_customer_is_404(client: Client) -> None:
-    updated = await client.put("/clientes/nobody", json={"nome": "A"})
-    removed = await client.delete("/clientes/nobody")
+@pytest.mark.parametrize("cliente_id", ["nobody", "%00", ".."])
+async def test_reading_updating_or_removing_an_unknown_customer_is_404(
+    client: Client, cliente_id: str
+) -> None:
+    read = await client.get(f"/clientes/{cliente_id}")
+    updated = await client.put(f"/clientes/{cliente_id}", json={"nome": "A"})
+    removed = await client.delete(f"/clientes/{cliente_id}")
 
-    assert updated.status_code == 404
-    assert removed.status_code == 404
+    assert (read.status_code, updated.status_code, removed.status_code) == (404, 404, 404)

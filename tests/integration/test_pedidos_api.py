@@ -253,6 +253,28 @@ BAD_BODIES: list[tuple[str, bytes, str, int, str]] = [
         "content-type",
     ),
     ("no content type", b'{"id": "x1", "cliente-id": "c", "valor": 1}', "", 415, "content-type"),
+    (
+        "latin-1 charset",
+        b'{"id": "x1", "cliente-id": "c", "valor": 1}',
+        "application/json; charset=latin-1",
+        415,
+        "content-type",
+    ),
+    ("id of dots", b'{"id": "..", "cliente-id": "c", "valor": 1}', "application/json", 422, "id"),
+    (
+        "data beyond year 1 in UTC",
+        b'{"id": "x1", "cliente-id": "c", "valor": 1, "data": "0001-01-01T00:00:00+14:00"}',
+        "application/json",
+        422,
+        "data",
+    ),
+    (
+        "deeply nested valor",
+        b'{"id": "x1", "cliente-id": "c", "valor": ' + b"[" * 5000 + b"1" + b"]" * 5000 + b"}",
+        "application/json",
+        400,
+        "body",
+    ),
 ]
 
 
@@ -286,6 +308,27 @@ async def test_a_body_over_64_kib_is_refused_with_413(client: Client) -> None:
     )
 
     assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [param["name"] for param in response.json()["invalid-params"]] == ["body"]
+
+
+async def test_an_order_reads_back_in_utc_whatever_offset_it_came_with(client: Client) -> None:
+    pedido_id = unique("p")
+
+    created = await client.post(
+        "/pedidos", json=pedido(pedido_id, data="2024-01-01T00:00:00+05:30")
+    )
+    read = await client.get(f"/pedidos/{pedido_id}")
+
+    assert created.json()["data"] == "2023-12-31T18:30:00Z"
+    assert read.json()["data"] == created.json()["data"]
+
+
+@pytest.mark.parametrize("path", ["/pedidos/%00", "/pedidos/a%2Fb", "/pedidos/.."])
+async def test_a_path_id_no_order_can_have_is_404(client: Client, path: str) -> None:
+    response = await client.get(path)
+
+    assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
 
 
@@ -332,6 +375,10 @@ async def test_orders_of_a_customer_are_listed_page_by_page(client: Client) -> N
         ({"limit": "many"}, "limit"),
         ({"cursor": "%%%not-base64"}, "cursor"),
         ({"cursor": "_w"}, "cursor"),
+        ({"cursor": "AAAA"}, "cursor"),
+        ({"cursor": "!!!"}, "cursor"),
+        ({"cursor": ""}, "cursor"),
+        ({"cliente-id": "\x00"}, "cliente-id"),
     ],
 )
 async def test_bad_pagination_is_a_400_naming_the_parameter(
@@ -387,6 +434,7 @@ async def test_metrics_and_the_openapi_document_are_served(client: Client) -> No
     assert 'datasync_http_requests_total{method="POST",route="/pedidos",status="201"}' in (
         metrics.text
     )
+    assert metrics.headers["content-type"].count("charset") == 1
     post = openapi.json()["paths"]["/pedidos"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == {"id", "cliente-id", "valor"}

@@ -168,12 +168,20 @@ def test_an_order_without_data_is_dated_now() -> None:
     assert accepted.data == AGORA
 
 
-def test_an_order_keeps_the_utc_offset_it_was_sent_with() -> None:
+def test_an_order_is_kept_in_utc_at_the_same_instant_it_was_sent_with() -> None:
     data = dt.datetime(2024, 2, 29, 9, 0, tzinfo=BRASILIA)
 
     accepted = recebido(data=data).validar(agora=AGORA)
 
-    assert accepted.data.utcoffset() == dt.timedelta(hours=-3)
+    assert accepted.data == data
+    assert accepted.data.utcoffset() == dt.timedelta(0)
+
+
+def test_an_order_dated_where_utc_has_no_year_is_rejected() -> None:
+    order = recebido(data=dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14))))
+
+    with pytest.raises(InvalidPedidoError, match=r"^data: is out of range"):
+        order.validar(agora=AGORA)
 
 
 def test_an_order_dated_without_utc_offset_is_rejected() -> None:

@@ -27,6 +27,7 @@ from datasync.http import (
     invalid,
     json_body_operation,
     request_id_of,
+    require_key,
 )
 
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -114,6 +115,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
 
     @get("/clientes/{cliente_id:str}", tags=["clientes"], summary="Read one customer")
     async def ler(cliente_id: FromPath[str]) -> ClienteOut:
+        require_key(cliente_id, what="cliente")
         async with unit_of_work(None) as uow:
             cliente = await uow.clientes.get(cliente_id)
         if cliente is None or cliente.removido:
@@ -138,6 +140,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
         operation_class=json_body_operation(DadosBody, description="The customer's data"),
     )
     async def substituir(request: Request[Any, Any, Any], cliente_id: FromPath[str]) -> ClienteOut:
+        require_key(cliente_id, what="cliente")
         body = await decode_json_body(request, _REPLACE)
         try:
             cliente = await atualizar_cliente(
@@ -151,6 +154,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
 
     @delete("/clientes/{cliente_id:str}", tags=["clientes"], summary="Remove a customer")
     async def remover(request: Request[Any, Any, Any], cliente_id: FromPath[str]) -> None:
+        require_key(cliente_id, what="cliente")
         try:
             await remover_cliente(unit_of_work(request_id_of(request)), cliente_id)
         except ClienteNotFoundError as error:

@@ -19,6 +19,8 @@ from datasync.http import (
     invalid,
     json_body_operation,
     request_id_of,
+    require_key,
+    valid_filter,
 )
 from datasync.money import NotANumberError, decimal_from_json_number, format_money
 from pedidos.domain import ConflictingPedidoError, InvalidPedidoError, Pedido, PedidoRecebido
@@ -120,6 +122,7 @@ def pedido_handlers(
 
     @get("/pedidos/{pedido_id:str}", tags=["pedidos"], summary="Read one order")
     async def ler(pedido_id: FromPath[str]) -> PedidoOut:
+        require_key(pedido_id, what="pedido")
         async with unit_of_work(None) as uow:
             pedido = await uow.pedidos.get(pedido_id)
         if pedido is None:
@@ -133,6 +136,7 @@ def pedido_handlers(
         cursor: FromQuery[str | None] = None,
     ) -> Page:
         after_id = decode_cursor(cursor)
+        cliente_id = valid_filter(cliente_id, name="cliente-id")
         async with unit_of_work(None) as uow:
             found = await uow.pedidos.list_by_cliente(cliente_id, after_id=after_id, limit=limit)
         next_cursor = encode_cursor(found[-1].id) if len(found) == limit else None

@@ -9,7 +9,7 @@ import msgspec
 from litestar import get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from datasync.http import ProblemError, invalid
+from datasync.http import ProblemError, invalid, require_key
 from datasync.money import format_money
 from reports.domain import InvalidQueryError, RelatorioCliente, Vendas, validar_periodo
 from reports.ports import ReportQueries
@@ -76,6 +76,7 @@ def report_handlers(queries: ReportQueries) -> list[Any]:
 
     @get("/reports/clientes/{cliente_id:str}", tags=["reports"], summary="One customer")
     async def cliente(cliente_id: FromPath[str]) -> ClienteOut:
+        require_key(cliente_id, what="cliente")
         found = await queries.cliente(cliente_id)
         if found is None:
             raise ProblemError(
