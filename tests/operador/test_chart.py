@@ -80,7 +80,7 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def test_the_operator_is_off_unless_enabled(helm: str) -> None:
-    manifests = render(helm)
+    manifests = render(helm, "--set", "operator.enabled=false", "--skip-schema-validation")
 
     assert not [manifest for manifest in manifests if is_operator(manifest)]
 
