@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NORTHWIND ?= ../shared/data/northwind
 
-.PHONY: up test lint fmt import-northwind clean
+.PHONY: up test lint fmt import-northwind faults bench clean
 
 # The virtual environment is rebuilt whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -33,6 +33,14 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix services tests
 	$(BIN)/ruff format services tests
+
+## Every fault-injection scenario against real processes under load (about 12 minutes).
+faults: $(STAMP)
+	FAULTS_RUN_ID=$$(date -u +%Y%m%dT%H%M%SZ) $(BIN)/python -m pytest tests/faults --all-faults
+
+## Rebuild rate against Kafka's own consumer, same run; results under bench/results/.
+bench: $(STAMP)
+	$(BIN)/python bench/rebuild_rate.py
 
 ## Load the Northwind customers and orders into a running stack through its REST APIs.
 import-northwind: $(STAMP)

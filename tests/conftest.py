@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from datasync.local import LocalKafka, LocalPostgres, ensure_kafka_jars, ensure_
 from datasync.stack import topic_partitions
 
 REPO = Path(__file__).resolve().parents[1]
-NORTHWIND = REPO.parent / "shared" / "data" / "northwind"
+# The shared sample data sits beside the repository; NORTHWIND_DIR points elsewhere.
+NORTHWIND = Path(os.environ.get("NORTHWIND_DIR", REPO.parent / "shared" / "data" / "northwind"))
 KAFKA_LIBS = REPO / ".data" / "kafka-libs"
 
 

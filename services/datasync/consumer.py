@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasync import events, metrics
 from datasync.db import is_connection_error
+from datasync.outbox import stop_within
 from datasync.settings import ConsumerSettings
 
 log = structlog.get_logger(__name__)
@@ -140,8 +141,8 @@ class IdempotentConsumer:
                     await self._process_partition_batch(partition, records, stop)
                 self._record_lag()
         finally:
-            await self._consumer.stop()
-            await self._dlq.stop()
+            await stop_within(self._consumer.stop(), "consumer")
+            await stop_within(self._dlq.stop(), "dead-letter producer")
 
     async def _start(self, stop: asyncio.Event) -> None:
         attempt = 0

@@ -10,10 +10,32 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
 from datasync.settings import LogSettings
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one record per message template through every `window_s` seconds, for the
+    loggers under `prefix`; other loggers pass untouched."""
+
+    def __init__(self, *, prefix: str, window_s: float) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._window_s = window_s
+        self._last_seen: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._last_seen.get(key, -self._window_s) < self._window_s:
+            return False
+        self._last_seen[key] = now
+        return True
 
 
 def configure_logging(settings: LogSettings, *, service: str) -> None:
@@ -57,6 +79,11 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     # Access logs are replaced by our own request summary line; aiokafka's INFO lines about
     # every (re)join are noise at the default level.
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    kafka_client = logging.getLogger("aiokafka")
+    kafka_client.setLevel(logging.WARNING)
+    # While a broker is down the client retries every few hundred milliseconds and logs
+    # each failure; once every ten seconds says the same, and our own events say what the
+    # service does about it.
+    handler.addFilter(RepeatFilter(prefix="aiokafka", window_s=10.0))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)

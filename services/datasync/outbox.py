@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Coroutine
 from typing import Any, Final
 
 import asyncpg
@@ -137,7 +138,7 @@ class OutboxRelay:
                     await _sleep_or_stop(stop, self._settings.standby_retry_ms / 1000)
         finally:
             metrics.OUTBOX_LEADER.set(0)
-            await self._producer.stop()
+            await stop_within(self._producer.stop(), "producer")
 
     async def _start_producer(self, stop: asyncio.Event) -> None:
         attempt = 0
@@ -183,7 +184,17 @@ class OutboxRelay:
         poll_s = self._settings.poll_interval_ms / 1000
         while not stop.is_set():
             self._wake.clear()
-            published = await self.publish_batch(connection)
+            publishing = asyncio.ensure_future(self.publish_batch(connection))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([publishing, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not publishing.done():
+                # Stopping while Kafka is slow or away: the rows stay in the outbox for the
+                # next relay, instead of holding the shutdown for a request timeout.
+                publishing.cancel()
+                await asyncio.gather(publishing, return_exceptions=True)
+                return
+            published = publishing.result()
             if published >= self._settings.batch_size:
                 continue
 
@@ -261,6 +272,25 @@ def _json(value: Any) -> list[list[str]]:
     # asyncpg returns jsonb as text unless a codec is registered on the connection.
     decoded: list[list[str]] = json.loads(value) if isinstance(value, str) else value
     return decoded
+
+
+CLIENT_STOP_TIMEOUT_S: Final = 5.0
+"""How long a Kafka client may take to flush and close when the process stops. With the
+broker away it would wait a whole request timeout; what it did not send is still in the
+outbox, or its offsets still uncommitted, so nothing is lost by cutting it short."""
+
+
+async def stop_within(closing: Coroutine[Any, Any, Any], what: str) -> None:
+    """Awaits a client's stop for at most CLIENT_STOP_TIMEOUT_S."""
+    try:
+        await asyncio.wait_for(closing, timeout=CLIENT_STOP_TIMEOUT_S)
+    except (TimeoutError, KafkaError) as error:
+        log.warning(
+            "kafka.stop_cut_short",
+            client=what,
+            error=repr(error),
+            next_step="exiting; unsent rows stay queued, uncommitted offsets are redelivered",
+        )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -20,9 +20,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from datasync.local.postgres import LocalPostgres
 from datasync.settings import read_environment
 
 SERVICES: Final = ("pedidos", "clientes", "reports", "monitoramento")
+RESTARTED: Final = -1
 EX_CONFIG: Final = 78
 """Exit code of a process that refused its configuration: restarting it would not help."""
 
@@ -97,6 +100,46 @@ class Supervised:
         )
         self.started_at = time.monotonic()
 
+    def tend(self, now: float, out: TextIO) -> int | None:
+        """Restarts the process after a pause if it exited. Returns EX_CONFIG when it
+        refused its configuration (restarting would not help), RESTARTED when started again.
+        """
+        assert self.process is not None
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code == EX_CONFIG:
+            print(f"{self.spec.name} refused its configuration; see {self.log_path}", file=out)
+            return EX_CONFIG
+        if self.next_start_at == 0.0:
+            # Doubling pause, capped at 30 s, so a crash loop does not eat the CPU; a process
+            # that had run for a minute starts the count again.
+            if now - self.started_at > 60:
+                self.restarts = 0
+            delay_s = min(2.0**self.restarts, 30.0)
+            self.next_start_at = now + delay_s
+            print(
+                f"{self.spec.name} exited with {code}; restarting in {delay_s:.0f} s "
+                f"(see {self.log_path})",
+                file=out,
+                flush=True,
+            )
+        elif now >= self.next_start_at:
+            self.restarts += 1
+            self.next_start_at = 0.0
+            self.start()
+            return RESTARTED
+        return None
+
+    def live(self) -> bool:
+        """Whether the process answers its liveness probe."""
+        url = f"http://127.0.0.1:{self.spec.port}/health/live"
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -132,8 +175,13 @@ class Infrastructure:
         restarted = False
         if self.postgres is not None and not self.postgres.running and "postgres" not in held:
             print("PostgreSQL died; starting it again", file=out, flush=True)
-            self.postgres.start()
-            restarted = True
+            try:
+                self.postgres.start()
+                restarted = True
+            except RuntimeError as error:
+                # Backends of a crashed server may hold its shared memory for a moment;
+                # the next round of the supervisor tries again.
+                print(f"PostgreSQL did not start yet: {error}", file=out, flush=True)
         for broker in self.brokers:
             if not broker.running and f"kafka-{broker.node_id}" not in held:
                 print(f"Kafka node {broker.node_id} died; starting it again", file=out, flush=True)
@@ -281,6 +329,7 @@ def supervise(
     out: TextIO,
     infrastructure: Infrastructure | None = None,
     pid_file: Path | None = None,
+    banner: str | None = None,
 ) -> int:
     """Keeps every child running until a signal; returns the exit code of the stack.
 
@@ -298,40 +347,23 @@ def supervise(
         for child in children:
             child.start()
         _write_pids(pid_file, children, infrastructure)
+        announced = banner is None
         while True:
             now = time.monotonic()
+            if not announced and all(child.live() for child in children):
+                # Said only once every process answers, so the README's curl works at once.
+                print(banner, file=out, flush=True)
+                announced = True
             held = _held(pid_file)
             if infrastructure is not None and infrastructure.restart_dead(out, held=held):
                 _write_pids(pid_file, children, infrastructure)
             for child in children:
-                assert child.process is not None
-                code = child.process.poll()
-                if code is None or child.spec.name in held:
+                if child.spec.name in held:
                     continue
-                if code == EX_CONFIG:
-                    print(
-                        f"{child.spec.name} refused its configuration; see {child.log_path}",
-                        file=out,
-                        flush=True,
-                    )
+                outcome = child.tend(now, out)
+                if outcome == EX_CONFIG:
                     return EX_CONFIG
-                if child.next_start_at == 0.0:
-                    # Doubling pause, capped at 30 s, so a crash loop does not eat the CPU;
-                    # a process that had run for a minute starts the count again.
-                    if now - child.started_at > 60:
-                        child.restarts = 0
-                    delay_s = min(2.0**child.restarts, 30.0)
-                    child.next_start_at = now + delay_s
-                    print(
-                        f"{child.spec.name} exited with {code}; restarting in {delay_s:.0f} s "
-                        f"(see {child.log_path})",
-                        file=out,
-                        flush=True,
-                    )
-                elif now >= child.next_start_at:
-                    child.restarts += 1
-                    child.next_start_at = 0.0
-                    child.start()
+                if outcome == RESTARTED:
                     _write_pids(pid_file, children, infrastructure)
             time.sleep(0.2)
     except StopRequestedError:
@@ -391,6 +423,24 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     env = read_environment()
     specs = process_specs(arguments.port_offset)
+    wanted = [(spec.name, spec.port) for spec in specs]
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        wanted += [
+            (f"kafka node {node + 1}", arguments.kafka_port + offset)
+            for node in range(arguments.brokers)
+            for offset in (2 * node, 2 * node + 1)
+        ]
+    if any(not env.get(f"{service.upper()}_DATABASE_URL") for service in SERVICES):
+        wanted.append(("postgres", arguments.postgres_port))
+    taken = [f"{name} ({port})" for name, port in wanted if not _port_free(port)]
+    if taken:
+        print(
+            "error: these ports are already in use: " + ", ".join(taken) + ". Stop what "
+            "holds them, or move the stack with --port-offset, --kafka-port, --postgres-port.",
+            file=out,
+            flush=True,
+        )
+        return 1
 
     try:
         infrastructure = start_infrastructure(
@@ -418,12 +468,13 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             )
             for spec in specs
         ]
-        print(_banner(specs, infrastructure, log_dir), file=out, flush=True)
+        print("starting the services", file=out, flush=True)
         return supervise(
             children,
             out=out,
             infrastructure=infrastructure,
             pid_file=data_dir / "pids.json",
+            banner=_banner(specs, infrastructure, log_dir),
         )
     except StackError as error:
         print(f"error: {error}", file=out, flush=True)
@@ -432,6 +483,15 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
         print("stopping Kafka and PostgreSQL", file=out, flush=True)
         infrastructure.stop()
         print("stopped", file=out, flush=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _banner(specs: Sequence[ProcessSpec], infrastructure: Infrastructure, log_dir: Path) -> str:

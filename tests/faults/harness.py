@@ -143,10 +143,14 @@ class Stack:
     def pids(self) -> dict[str, int]:
         return dict(json.loads((self.data_dir / "pids.json").read_text()))
 
-    def signal(self, name: str, signum: int) -> int:
-        """Sends a signal to one process of the stack; returns its PID."""
+    def signal(self, name: str, signum: int, *, group: bool = False) -> int:
+        """Sends a signal to one process of the stack (or its whole process group); returns
+        its PID."""
         pid = self.pids()[name]
-        os.kill(pid, signum)
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
         return pid
 
     def hold(self, name: str) -> None:

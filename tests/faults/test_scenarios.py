@@ -43,9 +43,11 @@ slow = pytest.mark.slow_fault
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     brokers = 3 if "three_brokers" in request.node.name else 1
     started = Stack(tmp_path / "stack", brokers=brokers)
-    started.start()
-    yield started
-    started.stop()
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
 
 
 async def wait_status_ok(stack: Stack, *, since: float, timeout_s: float = 180.0) -> float:
@@ -168,7 +170,8 @@ async def test_poison_records_are_dead_lettered_while_the_pipeline_keeps_moving(
 async def test_postgres_restarted_mid_load(stack: Stack) -> None:
     async def restart_postgres(target: Stack) -> None:
         target.hold("postgres")
-        pid = target.signal("postgres", signal.SIGKILL)
+        # The whole process group, backends included: what a crash of the machine does.
+        pid = target.signal("postgres", signal.SIGKILL, group=True)
         await asyncio.sleep(5)
         answered = await _probe_post(target)
         target.release("postgres")
@@ -195,14 +198,16 @@ async def test_kafka_unreachable_for_a_minute(stack: Stack) -> None:
     async def freeze_kafka(target: Stack) -> None:
         pid = target.signal("kafka-1", signal.SIGSTOP)
         try:
-            await asyncio.sleep(20)
-            degraded = status(target)
+            await asyncio.sleep(50)
+            degraded = await asyncio.to_thread(status, target)
+            await asyncio.sleep(10)
         finally:
             os.kill(pid, signal.SIGCONT)
         assert degraded["status"] == "degraded"
-        assert any("kafka" in part or "outbox" in part for part in degraded["degraded"])
+        assert any("kafka" in part for part in degraded["degraded"]), degraded["degraded"]
+        assert degraded["outbox-backlog"]["pedidos"]["pending"] > 0, degraded["outbox-backlog"]
 
-    await run_scenario(stack, "5 Kafka unreachable (frozen) for 20 s", freeze_kafka)
+    await run_scenario(stack, "5 Kafka unreachable (frozen) for 60 s", freeze_kafka)
 
 
 @slow
