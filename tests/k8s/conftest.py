@@ -63,7 +63,7 @@ def helm() -> str:
 
 @pytest.fixture(scope="session")
 def rendered(helm: str) -> dict[str, list[Manifest]]:
-    """Every object `helm template` renders, per environment, hooks included."""
+    """Every object `helm template` renders, per environment, hooks and CRDs included."""
     manifests: dict[str, list[Manifest]] = {}
     for environment in ENVIRONMENTS:
         output = run_helm(
@@ -77,6 +77,7 @@ def rendered(helm: str) -> dict[str, list[Manifest]]:
             KUBERNETES_VERSION,
             "--values",
             str(CHART / f"values-{environment}.yaml"),
+            "--include-crds",
         )
         manifests[environment] = [doc for doc in yaml.safe_load_all(output) if doc]
 

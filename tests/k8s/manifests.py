@@ -44,6 +44,16 @@ def workloads(manifests: list[Manifest]) -> list[Manifest]:
     return [manifest for manifest in manifests if manifest["kind"] in WORKLOAD_KINDS]
 
 
+def service_workloads(manifests: list[Manifest], kind: str | None = None) -> list[Manifest]:
+    """Workloads running a process of one of the services (labelled data-sync/service), as
+    opposed to helpers of the release such as the reprocessing operator."""
+    return [
+        workload
+        for workload in workloads(manifests)
+        if "data-sync/service" in pod_labels(workload) and kind in (None, workload["kind"])
+    ]
+
+
 def matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     """Whether a label selector (matchLabels and matchExpressions) selects these labels."""
     for key, value in selector.get("matchLabels", {}).items():

@@ -35,7 +35,7 @@ from tests.k8s.manifests import (
     pod_labels,
     pod_spec,
     secret_references,
-    workloads,
+    service_workloads,
 )
 
 pytestmark = pytest.mark.k8s
@@ -69,7 +69,7 @@ SECRET_VALUES = {
 def process_deployments(manifests: list[Manifest]) -> dict[tuple[str, str], Manifest]:
     return {
         (pod_labels(d)["data-sync/service"], pod_labels(d)["data-sync/process"]): d
-        for d in of_kind(manifests, "Deployment")
+        for d in service_workloads(manifests, "Deployment")
     }
 
 
@@ -178,7 +178,7 @@ def test_every_variable_the_chart_sets_is_one_the_code_reads(
 ) -> None:
     known = known_variables()
 
-    for workload in workloads(manifests):
+    for workload in service_workloads(manifests):
         for container in containers(workload):
             unknown = set(environment_of(container)) - known
 
@@ -186,7 +186,7 @@ def test_every_variable_the_chart_sets_is_one_the_code_reads(
 
 
 def test_every_process_can_parse_its_settings(manifests: list[Manifest], environment: str) -> None:
-    for workload in workloads(manifests):
+    for workload in service_workloads(manifests):
         container = containers(workload)[0]
         env = environment_of(container)
 
@@ -257,7 +257,7 @@ def test_the_ingress_routes_each_path_to_its_api(manifests: list[Manifest]) -> N
 def test_each_service_is_migrated_by_a_hook_job_before_every_upgrade(
     manifests: list[Manifest],
 ) -> None:
-    jobs = {pod_labels(j)["data-sync/service"]: j for j in of_kind(manifests, "Job")}
+    jobs = {pod_labels(j)["data-sync/service"]: j for j in service_workloads(manifests, "Job")}
 
     assert set(jobs) == set(SERVICES)
     for service, job in jobs.items():
@@ -305,7 +305,7 @@ def test_prod_replicates_kafka_and_postgresql_autoscales_and_backs_up(
     assert backed_up == {name_of(c) for c in clusters}
     assert scaled == {
         name_of(d)
-        for d in of_kind(manifests, "Deployment")
+        for d in service_workloads(manifests, "Deployment")
         if pod_labels(d)["data-sync/kind"] in {"api", "consumer"}
     }
 
@@ -386,7 +386,7 @@ def test_external_kafka_and_databases_replace_the_operators_objects(
     assert not kinds & {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster"}
     for job in of_kind(manifests, "Job"):
         assert "pre-install" in job["metadata"]["annotations"]["helm.sh/hook"]
-    for deployment in of_kind(manifests, "Deployment"):
+    for deployment in service_workloads(manifests, "Deployment"):
         service = pod_labels(deployment)["data-sync/service"]
         env = environment_of(containers(deployment)[0], secrets=False)
         read = {(ref.secret, ref.key) for ref in secret_references(deployment)}
