@@ -44,7 +44,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 datasync \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin datasync \
- && python -m pip uninstall --yes --root-user-action=ignore pip setuptools wheel
+ && python -m pip uninstall --yes pip setuptools wheel
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app/services /app/services
 ENV PATH=/opt/venv/bin:$PATH \
