@@ -28,6 +28,11 @@ def _connection_options(settings: KafkaSettings, *, client_id: str) -> dict[str,
     return options
 
 
+def create_admin(settings: KafkaSettings, *, client_id: str) -> AIOKafkaAdminClient:
+    """An admin client with the same connection and security options as every other."""
+    return AIOKafkaAdminClient(**_connection_options(settings, client_id=client_id))
+
+
 def create_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer:
     """A producer that never loses or duplicates an acknowledged record.
 
@@ -87,7 +92,7 @@ async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> li
     Raises:
         ValueError: a topic does not exist.
     """
-    admin = AIOKafkaAdminClient(**_connection_options(settings, client_id="datasync-tools"))
+    admin = create_admin(settings, client_id="datasync-tools")
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from datasync import outbox
 from datasync.db import current_revision, head_revision
 from datasync.http import ReadinessCheck
+from datasync.kafka import create_admin
 from datasync.settings import HttpSettings, KafkaSettings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -122,12 +123,7 @@ class KafkaProbe:
     async def admin(self) -> AIOKafkaAdminClient:
         async with self._lock:
             if self._admin is None:
-                admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self._settings.bootstrap_servers,
-                    client_id=self._client_id,
-                    request_timeout_ms=self._settings.request_timeout_ms,
-                    security_protocol=self._settings.security_protocol,
-                )
+                admin = create_admin(self._settings, client_id=self._client_id)
                 await admin.start()
                 self._admin = admin
             return self._admin

@@ -94,7 +94,7 @@ def build(kit: ServiceKit) -> tuple[Litestar, Worker]:
     )
     client = httpx.AsyncClient(timeout=monitor.probe_timeout_s)
     health = HttpHealthProbe(client)
-    kafka = AioKafkaInspector(bootstrap_servers=kit.settings.kafka.bootstrap_servers)
+    kafka = AioKafkaInspector(kit.settings.kafka)
     history = PostgresStatusHistory(kit.engine, retention_rows=monitor.history_rows)
 
     async def current_status() -> dict[str, Any]:

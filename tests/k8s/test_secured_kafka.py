@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+import datasync.kafka
 from datasync import runtime
 from datasync.settings import KafkaSettings
+from monitoramento.adapters.probes import AioKafkaInspector
 
 pytestmark = pytest.mark.k8s
 
@@ -19,15 +21,6 @@ class _ClientBuiltError(Exception):
     """Stops the probe right after it built its client."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "datasync.runtime.KafkaProbe builds its admin client with the security protocol "
-        "but without the SASL settings or an SSL context, so /health/ready never passes "
-        "against the chart's Kafka; it should take the options datasync.kafka gives the "
-        "producers and consumers. Remove this mark once it does."
-    ),
-)
 def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -37,7 +30,7 @@ def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
         options.update(given)
         raise _ClientBuiltError
 
-    monkeypatch.setattr(runtime, "AIOKafkaAdminClient", record)
+    monkeypatch.setattr(datasync.kafka, "AIOKafkaAdminClient", record)
     settings = KafkaSettings(
         bootstrap_servers="data-sync-kafka-bootstrap:9093",
         security_protocol="SASL_SSL",
@@ -52,4 +45,30 @@ def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
 
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_username"] == "data-sync-pedidos"
+    assert options["ssl_context"] is not None
+
+
+def test_the_lag_inspector_of_monitoramento_authenticates_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options: dict[str, Any] = {}
+
+    def record(**given: Any) -> None:
+        options.update(given)
+        raise _ClientBuiltError
+
+    monkeypatch.setattr(datasync.kafka, "AIOKafkaAdminClient", record)
+    settings = KafkaSettings(
+        bootstrap_servers="data-sync-kafka-bootstrap:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="data-sync-monitoramento",
+        sasl_password="secret",
+    )
+    inspector = AioKafkaInspector(settings)
+
+    reachable = asyncio.run(inspector.reachable())
+
+    assert reachable is False
+    assert options["sasl_plain_username"] == "data-sync-monitoramento"
     assert options["ssl_context"] is not None

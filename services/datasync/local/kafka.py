@@ -488,8 +488,9 @@ class LocalKafka:
             str(self.lib_dir / "*"),
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            self._cluster_id(),
+            # One argument: an id starting with "-" (URL-safe base64 can) would otherwise
+            # be taken for an option.
+            f"--cluster-id={self._cluster_id()}",
             "--config",
             str(properties),
             # Idempotent: a node whose storage is already formatted is left alone.

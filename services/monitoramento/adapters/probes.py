@@ -10,6 +10,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from datasync.kafka import create_admin, create_reader
+from datasync.settings import KafkaSettings
 from monitoramento.domain import GroupLag, PartitionLag, ProcessHealth
 
 
@@ -50,8 +52,8 @@ class AioKafkaInspector:
     """Kafka reachability and consumer lag, through one admin client and one group-less
     consumer used only to read end offsets."""
 
-    def __init__(self, *, bootstrap_servers: str, timeout_s: float = 3.0) -> None:
-        self._bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: KafkaSettings, *, timeout_s: float = 3.0) -> None:
+        self._settings = settings
         self._timeout_s = timeout_s
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None
@@ -60,14 +62,9 @@ class AioKafkaInspector:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         async with self._lock:
             if self._admin is None or self._offsets is None:
-                admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self._bootstrap_servers, client_id="monitoramento"
-                )
-                offsets = AIOKafkaConsumer(
-                    bootstrap_servers=self._bootstrap_servers,
-                    client_id="monitoramento-offsets",
-                    enable_auto_commit=False,
-                )
+                # The same credentials and TLS as every other client of the service.
+                admin = create_admin(self._settings, client_id="monitoramento")
+                offsets = create_reader(self._settings, client_id="monitoramento-offsets")
                 try:
                     await admin.start()
                     await offsets.start()
