@@ -8,7 +8,6 @@ both broker and controller; several of them on loopback form a multi-node cluste
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import concurrent.futures
 import contextlib
@@ -34,6 +33,8 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
     for_code,
 )
+
+from datasync.local.children import ChildRegistry
 
 __all__ = ["LocalKafka", "LocalKafkaError", "ensure_kafka_jars", "ensure_topics", "java_binary"]
 
@@ -62,26 +63,8 @@ _JVM_OPTS = (
 T = TypeVar("T")
 
 
-# Children still running when the interpreter exits (a script that raised before its
-# cleanup, a test session interrupted twice) would otherwise outlive us: they run in
-# sessions of their own, so nothing else stops them. SIGKILL of the caller cannot be
-# caught; such leftovers are reported by the next start (port or lock in use).
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for proc in list(_RUNNING):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in list(_RUNNING):
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-    _RUNNING.clear()
+# Brokers stop cleanly on SIGTERM (controlled shutdown).
+_RUNNING = ChildRegistry(stop_signal=signal.SIGTERM)
 
 
 class LocalKafkaError(RuntimeError):

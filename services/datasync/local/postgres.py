@@ -8,7 +8,6 @@ calling process, which keeps its lifetime and its shutdown order under our contr
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import importlib.util
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
+
+from datasync.local.children import ChildRegistry
 
 __all__ = ["POSTGRES_SYSTEM_USER", "LocalPostgres", "LocalPostgresError"]
 
@@ -48,26 +49,8 @@ _TRANSIENT_START_ERRORS = (
 _TRANSIENT_RETRY_S = 5.0
 
 
-# Children still running when the interpreter exits (a script that raised before its
-# cleanup, a test session interrupted twice) would otherwise outlive us: they run in
-# sessions of their own, so nothing else stops them. SIGKILL of the caller cannot be
-# caught; such leftovers are reported by the next start (port or lock in use).
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for proc in list(_RUNNING):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for proc in list(_RUNNING):
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-    _RUNNING.clear()
+# SIGINT is PostgreSQL's fast shutdown: clients are cut, data is safe.
+_RUNNING = ChildRegistry(stop_signal=signal.SIGINT)
 
 
 class LocalPostgresError(RuntimeError):
