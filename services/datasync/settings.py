@@ -124,8 +124,9 @@ class DatabaseSettings(SettingsGroup, frozen=True):
     use without queueing, and stays far under PostgreSQL's default connection limit when
     every service runs against one server."""
 
-    connect_timeout_s: float = 5.0
-    """How long a new connection may take before the request fails fast with 503."""
+    connect_timeout_s: float = 2.0
+    """How long a request waits for a connection (from the pool, or a new one) before it
+    fails fast with 503. A database next to the service connects in milliseconds."""
 
     command_timeout_s: float = 10.0
     """Upper bound of one statement, so an outage turns into an answer instead of a hang."""
