@@ -487,6 +487,9 @@ def up(arguments: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers themselves bind: a port left in TIME_WAIT by the previous run is
+        # free to listen on; only one somebody listens on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

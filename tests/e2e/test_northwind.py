@@ -149,7 +149,9 @@ def start_stack(data_dir: Path, *, offset: int, postgres_port: int, kafka_port: 
     stack = Stack(process, data_dir, offset, output, handle)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the stack exited:\n{output.read_text()[-3000:]}"
+        if process.poll() is not None:
+            stack.stop()
+            raise AssertionError(f"the stack exited:\n{output.read_text()[-3000:]}")
         try:
             if httpx.get(f"{stack.url(3003)}/status", timeout=5).status_code == 200:
                 return stack
