@@ -27,8 +27,9 @@ async def registrar_pedido(
     """
     pedido = recebido.validar(agora=clock())
     async with uow:
-        existente = await uow.pedidos.get(pedido.id)
-        if existente is None and await uow.pedidos.add(pedido):
+        # Insert first: a new order, the common case, costs no read. Only when the id is
+        # taken (a retry, or a concurrent request that got there first) is the stored one read.
+        if await uow.pedidos.add(pedido):
             await uow.outbox.append(
                 topic=events.TOPIC_PEDIDOS,
                 key=pedido.cliente_id,
@@ -42,8 +43,7 @@ async def registrar_pedido(
             await uow.commit()
             return pedido, True
 
-        # Either it existed, or a concurrent request inserted it between our read and write.
-        existente = existente or await uow.pedidos.get(pedido.id)
+        existente = await uow.pedidos.get(pedido.id)
 
     assert existente is not None
     if not recebido.corresponde_a(existente):
