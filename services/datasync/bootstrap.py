@@ -141,6 +141,7 @@ class ServiceKit:
                 handler=handler,
                 settings=self.settings.consumer,
                 shares_views_with_rebuilds=shares_views_with_rebuilds,
+                group_id=self.settings.consumer.group_id or group_id,
             ).run(stop)
 
         return consume

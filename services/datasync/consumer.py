@@ -121,8 +121,10 @@ class IdempotentConsumer:
         handler: BatchHandler,
         settings: ConsumerSettings,
         shares_views_with_rebuilds: bool = False,
+        group_id: str | None = None,
     ) -> None:
         self._shares_views_with_rebuilds = shares_views_with_rebuilds
+        self._group_id = group_id
         self._engine = engine
         self._consumer = consumer
         self._dlq = dead_letter_producer
@@ -324,6 +326,7 @@ class IdempotentConsumer:
             ("dlq-original-topic", record.topic.encode()),
             ("dlq-original-partition", str(record.partition).encode()),
             ("dlq-original-offset", str(record.offset).encode()),
+            ("dlq-group", (self._group_id or "").encode()),
         ]
         await self._dlq.send_and_wait(
             events.dead_letter_topic(record.topic),

@@ -12,6 +12,7 @@ never changes. A change that cannot follow them is a new event type with a new v
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -40,6 +41,31 @@ class Payload(
     fields before consumers know them."""
 
 
+# The rules of the contract itself, checked whenever a payload is decoded, so a record that
+# reached a topic without going through the APIs cannot carry what the APIs refuse. A
+# violation makes the record undecodable: it goes to the dead-letter topic.
+_KEY: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
+_CENT: Final = Decimal("0.01")
+_VALOR_LIMIT: Final = Decimal(10) ** 12
+
+
+def _check_key(name: str, value: str) -> None:
+    if not _KEY.fullmatch(value):
+        raise ValueError(f"{name} must be 1 to 64 letters, digits, '.', '_' or '-'")
+
+
+def _check_pedido(payload: PedidoCriado | PedidoEnriquecido) -> None:
+    _check_key("id", payload.id)
+    _check_key("cliente-id", payload.cliente_id)
+    valor = payload.valor
+    if not valor.is_finite() or valor <= 0 or valor >= _VALOR_LIMIT:
+        raise ValueError("valor must be a number greater than 0 and below 10^12")
+    if valor.quantize(_CENT) != valor:
+        raise ValueError("valor must have at most two decimal places")
+    if payload.data.tzinfo is None:
+        raise ValueError("data must carry a UTC offset")
+
+
 class PedidoCriado(Payload, frozen=True):
     """An order was accepted by the pedidos service."""
 
@@ -47,6 +73,9 @@ class PedidoCriado(Payload, frozen=True):
     cliente_id: str
     valor: Decimal
     data: dt.datetime
+
+    def __post_init__(self) -> None:
+        _check_pedido(self)
 
 
 class ClienteSnapshot(Payload, frozen=True):
@@ -60,6 +89,11 @@ class ClienteSnapshot(Payload, frozen=True):
     cidade: str | None = None
     pais: str | None = None
     segmento: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_key("id", self.id)
+        if not self.nome.strip() or self.versao < 1:
+            raise ValueError("a customer snapshot needs a nome and a versao of 1 or more")
 
 
 class ClienteRegistrado(ClienteSnapshot, frozen=True):
@@ -91,6 +125,9 @@ class PedidoEnriquecido(Payload, frozen=True):
     valor: Decimal
     data: dt.datetime
     cliente: ClienteDoPedido
+
+    def __post_init__(self) -> None:
+        _check_pedido(self)
 
 
 Event = PedidoCriado | ClienteRegistrado | ClienteAtualizado | ClienteRemovido | PedidoEnriquecido

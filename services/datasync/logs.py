@@ -61,7 +61,9 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached, so a reconfiguration (tests capturing logs, a second composition root
+        # in one process) reaches loggers that were already used; it costs microseconds.
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -64,8 +64,21 @@ rebuild_positions = sa.Table(
 )
 
 
+rebuild_start = sa.Table(
+    "rebuild_start",
+    _progress_metadata,
+    sa.Column("only_row", sa.Boolean, primary_key=True, server_default=sa.true()),
+    sa.Column("from_time", sa.Text, nullable=False),
+)
+
+
 class RebuildConflictError(Exception):
     """Another rebuild of the same database is running."""
+
+
+class RebuildOptionsError(Exception):
+    """A stopped rebuild exists that started from another point; resuming it with other
+    options would mix two histories."""
 
 
 @dataclass(frozen=True)
@@ -144,14 +157,13 @@ class ViewRebuild:
                 remaining = await self._remaining(consumer, partitions)
                 now = time.monotonic()
                 if now - last_report >= self._progress_interval_s:
-                    elapsed_s = max(now - started, 1e-9)
+                    elapsed_s = max(now - started, 1.0)
                     self._on_progress(Progress(self._done, remaining, self._done / elapsed_s))
                     last_report = now
                 if remaining <= SWITCH_WHEN_REMAINING:
                     await self._switch(consumer, partitions)
-                    self._on_progress(
-                        Progress(self._done, 0, self._done / max(now - started, 1e-9))
-                    )
+                    elapsed_s = max(time.monotonic() - started, 1.0)
+                    self._on_progress(Progress(self._done, 0, self._done / elapsed_s))
                     return RebuildResult(switched=True, done=self._done, skipped=self._skipped)
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for batch in batches.values():
@@ -168,8 +180,17 @@ class ViewRebuild:
         async with self._shadow.begin() as connection:
             metadata = self._tables[0].metadata
             await connection.run_sync(metadata.create_all, tables=self._tables, checkfirst=True)
+        wanted = self._from_time.isoformat() if self._from_time else "beginning"
         async with self._engine.begin() as connection:
             await connection.run_sync(_progress_metadata.create_all, checkfirst=True)
+            stored = await connection.scalar(sa.select(rebuild_start.c.from_time))
+            if stored is None:
+                await connection.execute(rebuild_start.insert().values(from_time=wanted))
+            elif stored != wanted:
+                raise RebuildOptionsError(
+                    f"a stopped rebuild started from {stored}, not from {wanted}: resume it "
+                    "with the same options, or start over with --restart"
+                )
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         partitions = await topic_partitions(self._kafka, self._topics)

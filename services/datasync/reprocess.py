@@ -56,6 +56,7 @@ class DeadLetter:
     original_topic: str | None
     original_partition: int | None
     original_offset: int | None
+    group: str | None
     event_type: str | None
     event_id: str | None
 
@@ -82,6 +83,7 @@ def _dead_letter(record: Any) -> DeadLetter:
         original_topic=_header(headers, "dlq-original-topic"),
         original_partition=_number(_header(headers, "dlq-original-partition")),
         original_offset=_number(_header(headers, "dlq-original-offset")),
+        group=_header(headers, "dlq-group"),
         event_type=_header(headers, "ce_type"),
         event_id=_header(headers, "ce_id"),
     )
@@ -155,6 +157,9 @@ async def redrive(settings: KafkaSettings, topic: str, *, offsets: Sequence[int]
                     raise ValueError(f"{dlq} has no record at offset {offset}")
                 records.extend(found)
 
+        # A topic read by several groups gets one dead letter from each group that failed on
+        # a record; the record goes back once, and the groups that had applied it skip it.
+        records = _one_per_origin(records)
         deliveries = [
             await producer.send(
                 _header(list(record.headers or ()), "dlq-original-topic") or topic,
@@ -183,6 +188,26 @@ async def redrive(settings: KafkaSettings, topic: str, *, offsets: Sequence[int]
         await consumer.stop()
 
 
+def _origin(record: Any) -> tuple[str | None, ...]:
+    headers = list(record.headers or ())
+    return tuple(
+        _header(headers, name)
+        for name in ("dlq-original-topic", "dlq-original-partition", "dlq-original-offset")
+    )
+
+
+def _one_per_origin(records: Sequence[Any]) -> list[Any]:
+    seen: set[tuple[str | None, ...]] = set()
+    unique: list[Any] = []
+    for record in records:
+        origin = _origin(record)
+        if origin in seen and None not in origin:
+            continue
+        seen.add(origin)
+        unique.append(record)
+    return unique
+
+
 async def replay(
     settings: KafkaSettings,
     *,
@@ -208,7 +233,9 @@ async def replay(
     finally:
         await admin.close()
     state = _group_state(described)
-    if state not in ("Empty", "Dead", ""):
+    if state in ("Dead", ""):
+        raise ValueError(f"there is no consumer group {group}: check its name")
+    if state != "Empty":
         raise GroupActiveError(
             f"consumer group {group} is {state}: stop its consumers, then replay again"
         )

@@ -119,6 +119,11 @@ class DatabaseSettings(SettingsGroup, frozen=True):
     url: str
     """`postgresql://user:password@host:port/database` of this service's own database."""
 
+    def __post_init__(self) -> None:
+        scheme, separator, rest = self.url.partition("://")
+        if scheme not in ("postgresql", "postgres") or not separator or "/" not in rest:
+            raise ValueError("DATABASE_URL: expected postgresql://user:password@host:port/db")
+
     pool_size: int = 10
     """Connections kept open. Ten covers one HTTP worker at the concurrency the benchmarks
     use without queueing, and stays far under PostgreSQL's default connection limit when

@@ -18,7 +18,13 @@ from litestar import Litestar
 
 from datasync.bootstrap import ServiceKit, ServiceSettings
 from datasync.http import create_app
-from datasync.rebuild import Progress, RebuildConflictError, ViewRebuild, print_progress
+from datasync.rebuild import (
+    Progress,
+    RebuildConflictError,
+    RebuildOptionsError,
+    ViewRebuild,
+    print_progress,
+)
 from datasync.runtime import Worker, serve
 from datasync.settings import SettingsError, SettingsGroup, read_environment, read_group
 from reports.adapters import kafka, postgres
@@ -147,6 +153,9 @@ async def run_rebuild(*, from_time: dt.datetime | None, restart: bool) -> int:
     except RebuildConflictError as error:
         log.error("rebuild.conflict", error=str(error), next_step="try again when it ends")
         return EX_TEMPFAIL
+    except RebuildOptionsError as error:
+        log.error("rebuild.options_differ", error=str(error), next_step="nothing was changed")
+        return 2
     finally:
         await kit.close()
     if not result.switched:

@@ -12,7 +12,12 @@ from aiokafka import AIOKafkaProducer
 
 import reports.wiring
 from datasync import events
-from datasync.rebuild import REBUILD_LOCK_KEY, Progress, RebuildConflictError
+from datasync.rebuild import (
+    REBUILD_LOCK_KEY,
+    Progress,
+    RebuildConflictError,
+    RebuildOptionsError,
+)
 from tests.conftest import unique
 from tests.integration.conftest import Pipeline, eventually
 
@@ -160,3 +165,22 @@ async def test_two_rebuilds_of_the_same_views_never_run_at_once(pipeline: Pipeli
             await reports.wiring.build_rebuild(pipeline.reports_kit).run(asyncio.Event())
     finally:
         await holder.close()
+
+
+async def test_a_stopped_rebuild_is_not_resumed_from_another_starting_point(
+    pipeline: Pipeline,
+) -> None:
+    stop = asyncio.Event()
+    stop.set()
+    since = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    await reports.wiring.build_rebuild(pipeline.reports_kit, from_time=since).run(
+        stop, restart=True
+    )
+
+    with pytest.raises(RebuildOptionsError, match="--restart"):
+        await reports.wiring.build_rebuild(pipeline.reports_kit).run(asyncio.Event())
+    result = await reports.wiring.build_rebuild(pipeline.reports_kit).run(
+        asyncio.Event(), restart=True
+    )
+
+    assert result.switched

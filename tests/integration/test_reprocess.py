@@ -137,3 +137,20 @@ async def test_replay_rewinds_a_stopped_group_and_refuses_a_running_one(
     assert set(positions) == {0, 1, 2}
     assert all(offset == 0 for offset in positions.values())
     assert await committed_offsets(pipeline.bootstrap_servers, group) == positions
+
+
+async def test_replay_refuses_a_group_that_does_not_exist(pipeline: Pipeline) -> None:
+    with pytest.raises(ValueError, match="no consumer group"):
+        await replay(kafka_settings(pipeline), group=unique("typo"), topic="pedidos", from_offset=0)
+
+
+async def test_a_record_dead_lettered_by_two_groups_goes_back_once(pipeline: Pipeline) -> None:
+    cliente_id = unique("dlq2")
+    await dead_letter_an_order(pipeline, cliente_id, "3.00")
+    await dead_letter_an_order(pipeline, cliente_id, "3.00")
+    settings = kafka_settings(pipeline)
+
+    sent = await redrive(settings, "pedidos-enriquecidos", offsets=None)
+
+    # Both copies carry the same original topic, partition and offset (42): one goes back.
+    assert sent == 1

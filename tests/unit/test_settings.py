@@ -312,3 +312,11 @@ def test_service_settings_with_an_empty_http_port_use_the_service_default_port()
     settings = ServiceSettings.from_environment(default_port=8001, env=env)
 
     assert settings.http.port == 8001
+
+
+@pytest.mark.parametrize("url", ["notaurl", "mysql://u:p@h:3306/db", "postgresql://nohost"])
+def test_a_database_url_that_is_not_postgresql_is_refused_naming_it(url: str) -> None:
+    env = {"DATABASE_URL": url}
+
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        ServiceSettings.from_environment(default_port=3000, env=env)
