@@ -38,13 +38,16 @@ fmt: $(STAMP)
 faults: $(STAMP)
 	FAULTS_RUN_ID=$$(date -u +%Y%m%dT%H%M%SZ) $(BIN)/python -m pytest tests/faults --all-faults
 
-## Rebuild rate against Kafka's own consumer, same run; results under bench/results/.
+## Rebuild rate against Kafka's own consumer, and POST /pedidos against its limits (needs
+## wrk), each measured in one run; results under bench/results/.
 bench: $(STAMP)
 	$(BIN)/python bench/rebuild_rate.py
+	$(BIN)/python bench/api_limits.py
 
 ## Load the Northwind customers and orders into a running stack through its REST APIs.
+## IMPORT_ARGS passes options on, e.g. IMPORT_ARGS="--pedidos-url http://127.0.0.1:3700".
 import-northwind: $(STAMP)
-	$(BIN)/python -m datasync.importer --data-dir $(NORTHWIND)
+	$(BIN)/python -m datasync.importer --data-dir $(NORTHWIND) $(IMPORT_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
