@@ -134,7 +134,10 @@ def wrk(port: int, *, seconds: int, connections: int, script: Path) -> dict[str,
         check=True,
         timeout=seconds + 60,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    found_rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if found_rate is None:
+        raise RuntimeError(f"wrk printed no rate:\n{output}")
+    rate = float(found_rate.group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     figures = {"requests_per_s": rate, "non_2xx": float(non_2xx.group(1)) if non_2xx else 0.0}
     for label in ("50%", "90%", "99%"):

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 import clientes.wiring
 import pedidos.wiring
@@ -90,3 +91,24 @@ async def pipeline(
 
 def client_of(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def records_of(bootstrap_servers: str, topic: str, key: str, count: int) -> list[Any]:
+    """The records of one key on a topic, from the beginning, until `count` arrived."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(found) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                found.extend(r for r in batch if r.key == key.encode())
+    finally:
+        await consumer.stop()
+    return found

@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 
 from datasync import events
 from tests.conftest import unique
-from tests.integration.conftest import WAIT_S, Pipeline, eventually
+from tests.integration.conftest import WAIT_S, Pipeline, eventually, records_of
 
 pytestmark = pytest.mark.integration
 
@@ -179,23 +179,7 @@ async def test_a_redelivered_event_counts_once(pipeline: Pipeline) -> None:
 
 
 async def dead_letters(bootstrap_servers: str, key: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        "pedidos.dlq",
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while len(found) < count and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                found.extend(r for r in records if r.key == key.encode())
-    finally:
-        await consumer.stop()
-    return found
+    return await records_of(bootstrap_servers, "pedidos.dlq", key, count)
 
 
 async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(

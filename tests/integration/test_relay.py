@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
 import clientes.wiring
@@ -20,31 +19,11 @@ from datasync.local import LocalKafka
 from datasync.outbox import OutboxRelay
 from datasync.settings import OutboxSettings
 from tests.conftest import settings_for, unique
+from tests.integration.conftest import records_of
 
 pytestmark = pytest.mark.integration
 
 WAIT_S = 30.0
-
-
-async def records_of(bootstrap_servers: str, topic: str, key: str, count: int) -> list[Any]:
-    """The records of one key on a topic, from the beginning, until `count` arrived."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while len(found) < count and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for batch in batches.values():
-                found.extend(r for r in batch if r.key == key.encode())
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def pending_rows(database_url: str) -> int:
