@@ -524,9 +524,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datasync.stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start everything and supervise it until Ctrl-C")
-    start.add_argument("--data-dir", type=Path, default=Path(".data"))
-    start.add_argument("--postgres-port", type=int, default=55432)
-    start.add_argument("--kafka-port", type=int, default=9092)
+    start.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data"),
+        help="where PostgreSQL, Kafka, logs and pids.json live between runs",
+    )
+    start.add_argument(
+        "--postgres-port",
+        type=int,
+        default=55432,
+        help="loopback port of the local PostgreSQL (unused when every *_DATABASE_URL is set)",
+    )
+    start.add_argument(
+        "--kafka-port",
+        type=int,
+        default=9092,
+        help="client port of the first Kafka node; its controller listens on the next port, "
+        "and further nodes take the two ports after that",
+    )
     start.add_argument(
         "--brokers",
         type=int,
