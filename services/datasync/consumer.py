@@ -15,7 +15,6 @@ with headers saying why, so one bad record never stops its partition.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
@@ -29,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from datasync import events, metrics
 from datasync.db import is_connection_error
-from datasync.outbox import stop_within
+from datasync.kafka import sleep_or_stop, start_when_reachable, stop_within
 from datasync.settings import ConsumerSettings
 
 log = structlog.get_logger(__name__)
@@ -147,23 +146,11 @@ class IdempotentConsumer:
             await stop_within(self._dlq.stop(), "dead-letter producer")
 
     async def _start(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        while not stop.is_set():
-            attempt += 1
-            try:
-                await self._dlq.start()
-                await self._consumer.start()
-                return
-            except KafkaError as error:
-                delay_s = min(0.25 * 2 ** min(attempt, 5), 5.0)
-                log.warning(
-                    "consumer.kafka_unavailable",
-                    error=str(error),
-                    next_step="will retry",
-                    retry_in_s=delay_s,
-                    attempt=attempt,
-                )
-                await _sleep_or_stop(stop, delay_s)
+        async def start_both() -> None:
+            await self._dlq.start()
+            await self._consumer.start()
+
+        await start_when_reachable(start_both, stop, event="consumer.kafka_unavailable")
 
     def _record_lag(self) -> None:
         for partition, position in self._positions.items():
@@ -239,7 +226,7 @@ class IdempotentConsumer:
                     retry_in_s=delay_s,
                     attempt=attempt,
                 )
-                await _sleep_or_stop(stop, delay_s)
+                await sleep_or_stop(stop, delay_s)
 
         for event in decoded:
             if not await self._apply_one_with_retries(event, stop):
@@ -285,7 +272,7 @@ class IdempotentConsumer:
                     attempt=attempt,
                     max_attempts=self._settings.max_attempts,
                 )
-                await _sleep_or_stop(stop, delay_s)
+                await sleep_or_stop(stop, delay_s)
 
     def _backoff_s(self, attempt: int) -> float:
         # Doubling from the first delay, capped so a long outage is still probed every 10 s.
@@ -412,8 +399,3 @@ def decode_records(
             )
         )
     return decoded, undecodable
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

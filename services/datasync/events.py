@@ -44,13 +44,15 @@ class Payload(
 # The rules of the contract itself, checked whenever a payload is decoded, so a record that
 # reached a topic without going through the APIs cannot carry what the APIs refuse. A
 # violation makes the record undecodable: it goes to the dead-letter topic.
-_KEY: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
+KEY_PATTERN: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
+"""The shape of every id in the system: 1 to 64 letters, digits, '.', '_' or '-'; dots
+alone are excluded, since they would be path segments in a URL."""
 _CENT: Final = Decimal("0.01")
 _VALOR_LIMIT: Final = Decimal(10) ** 12
 
 
 def _check_key(name: str, value: str) -> None:
-    if not _KEY.fullmatch(value):
+    if not KEY_PATTERN.fullmatch(value):
         raise ValueError(f"{name} must be 1 to 64 letters, digits, '.', '_' or '-'")
 
 

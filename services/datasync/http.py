@@ -35,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from datasync import metrics
 from datasync.db import DatabaseUnavailableError, is_connection_error
+from datasync.events import KEY_PATTERN
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +43,6 @@ PROBLEM_JSON: Final = "application/problem+json"
 REQUEST_ID_HEADER: Final = "x-request-id"
 RETRY_AFTER_S: Final = 1
 """Retry-After sent with 503: a database restart takes about a second."""
-
-KEY_PATTERN: Final = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,64}")
-"""The shape of every id in the system: 1 to 64 letters, digits, '.', '_' or '-'."""
 
 _FIELD_IN_MESSAGE: Final = re.compile(r" - at `\$\.?([^`]*)`$")
 _FIELD_IN_BACKTICKS: Final = re.compile(r"field `([^`]*)`")

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final
 
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from datasync.settings import ConsumerSettings, KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+CLIENT_STOP_TIMEOUT_S: Final = 5.0
+"""How long a Kafka client may take to flush and close when the process stops. With the
+broker away it would wait a whole request timeout; what it did not send is still in the
+outbox, or its offsets still uncommitted, so nothing is lost by cutting it short."""
 
 
 def _connection_options(settings: KafkaSettings, *, client_id: str) -> dict[str, Any]:
@@ -110,3 +121,45 @@ async def topic_partitions(settings: KafkaSettings, topics: Sequence[str]) -> li
     if missing:
         raise ValueError(f"unknown topics: {', '.join(sorted(missing))}")
     return sorted(partitions)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleeps `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def start_when_reachable(
+    start: Callable[[], Awaitable[None]], stop: asyncio.Event, *, event: str
+) -> None:
+    """Starts Kafka clients, retrying with a doubling pause (capped at 5 s) while the
+    brokers cannot be reached, until it works or `stop` is set."""
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            await start()
+            return
+        except KafkaError as error:
+            delay_s = min(0.25 * 2 ** min(attempt, 5), 5.0)
+            log.warning(
+                event,
+                error=str(error),
+                next_step="will retry",
+                retry_in_s=delay_s,
+                attempt=attempt,
+            )
+            await sleep_or_stop(stop, delay_s)
+
+
+async def stop_within(closing: Coroutine[object, object, object], what: str) -> None:
+    """Awaits a client's stop for at most CLIENT_STOP_TIMEOUT_S."""
+    try:
+        await asyncio.wait_for(closing, timeout=CLIENT_STOP_TIMEOUT_S)
+    except (TimeoutError, KafkaError) as error:
+        log.warning(
+            "kafka.stop_cut_short",
+            client=what,
+            error=repr(error),
+            next_step="exiting; unsent rows stay queued, uncommitted offsets are redelivered",
+        )

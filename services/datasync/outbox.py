@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
 from typing import Any, Final
 
 import asyncpg
@@ -29,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasync import events, metrics
+from datasync.kafka import sleep_or_stop, start_when_reachable, stop_within
 from datasync.settings import OutboxSettings
 
 log = structlog.get_logger(__name__)
@@ -122,7 +122,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relays until `stop` is set, surviving database and broker outages."""
-        await self._start_producer(stop)
+        await start_when_reachable(self._producer.start, stop, event="outbox.kafka_unavailable")
         try:
             while not stop.is_set():
                 try:
@@ -135,28 +135,10 @@ class OutboxRelay:
                         next_step="will reconnect",
                         retry_in_ms=self._settings.standby_retry_ms,
                     )
-                    await _sleep_or_stop(stop, self._settings.standby_retry_ms / 1000)
+                    await sleep_or_stop(stop, self._settings.standby_retry_ms / 1000)
         finally:
             metrics.OUTBOX_LEADER.set(0)
             await stop_within(self._producer.stop(), "producer")
-
-    async def _start_producer(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        while not stop.is_set():
-            attempt += 1
-            try:
-                await self._producer.start()
-                return
-            except KafkaError as error:
-                delay_s = min(2 ** min(attempt, 5) * 0.25, 5.0)
-                log.warning(
-                    "outbox.kafka_unavailable",
-                    error=str(error),
-                    next_step="will retry",
-                    retry_in_s=delay_s,
-                    attempt=attempt,
-                )
-                await _sleep_or_stop(stop, delay_s)
 
     async def _run_while_connected(self, stop: asyncio.Event) -> None:
         connection = await asyncpg.connect(self._database_url, timeout=5)
@@ -165,7 +147,7 @@ class OutboxRelay:
                 if await connection.fetchval("select pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
                     break
                 metrics.OUTBOX_LEADER.set(0)
-                await _sleep_or_stop(stop, self._settings.standby_retry_ms / 1000)
+                await sleep_or_stop(stop, self._settings.standby_retry_ms / 1000)
             if stop.is_set():
                 return
 
@@ -272,27 +254,3 @@ def _json(value: Any) -> list[list[str]]:
     # asyncpg returns jsonb as text unless a codec is registered on the connection.
     decoded: list[list[str]] = json.loads(value) if isinstance(value, str) else value
     return decoded
-
-
-CLIENT_STOP_TIMEOUT_S: Final = 5.0
-"""How long a Kafka client may take to flush and close when the process stops. With the
-broker away it would wait a whole request timeout; what it did not send is still in the
-outbox, or its offsets still uncommitted, so nothing is lost by cutting it short."""
-
-
-async def stop_within(closing: Coroutine[Any, Any, Any], what: str) -> None:
-    """Awaits a client's stop for at most CLIENT_STOP_TIMEOUT_S."""
-    try:
-        await asyncio.wait_for(closing, timeout=CLIENT_STOP_TIMEOUT_S)
-    except (TimeoutError, KafkaError) as error:
-        log.warning(
-            "kafka.stop_cut_short",
-            client=what,
-            error=repr(error),
-            next_step="exiting; unsent rows stay queued, uncommitted offsets are redelivered",
-        )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -17,25 +17,9 @@ async def registrar_eventos(views: ReportViews, payloads: Sequence[events.Event]
     for payload in payloads:
         match payload:
             case events.PedidoCriado():
-                fatos.append(
-                    FatoPedido(
-                        id=payload.id,
-                        cliente_id=payload.cliente_id,
-                        valor=payload.valor,
-                        data=payload.data,
-                    )
-                )
+                fatos.append(_fato(payload))
             case events.PedidoEnriquecido():
-                fatos.append(
-                    FatoPedido(
-                        id=payload.id,
-                        cliente_id=payload.cliente_id,
-                        valor=payload.valor,
-                        data=payload.data,
-                        segmento=payload.cliente.segmento,
-                        enriquecido=True,
-                    )
-                )
+                fatos.append(_fato(payload, segmento=payload.cliente.segmento, enriquecido=True))
             case events.ClienteRegistrado() | events.ClienteAtualizado() | events.ClienteRemovido():
                 clientes.append(
                     ClienteAtual(
@@ -52,6 +36,22 @@ async def registrar_eventos(views: ReportViews, payloads: Sequence[events.Event]
         await views.add_pedidos(fatos)
     if clientes:
         await views.upsert_clientes(clientes)
+
+
+def _fato(
+    payload: events.PedidoCriado | events.PedidoEnriquecido,
+    *,
+    segmento: str | None = None,
+    enriquecido: bool = False,
+) -> FatoPedido:
+    return FatoPedido(
+        id=payload.id,
+        cliente_id=payload.cliente_id,
+        valor=payload.valor,
+        data=payload.data,
+        segmento=segmento,
+        enriquecido=enriquecido,
+    )
 
 
 async def registrar_evento(views: ReportViews, payload: events.Event) -> None:
