@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,36 +22,18 @@ import httpx
 import pytest
 from pytest_kind import KindCluster
 
+from tests.conftest import NORTHWIND
 from tests.k8s.conftest import CHART, NAMESPACE, RELEASE, REPO
+from tests.kind import kind_cluster
 
 pytestmark = [pytest.mark.k8s, pytest.mark.kind]
 
-NORTHWIND = REPO.parent / "shared" / "data" / "northwind"
 CLUSTER_NAME = "data-sync-test"
 IMAGE_TAG = "kind-test"
 # k8s/kind-cluster.yaml maps the ingress controller's port 80 to this address.
 INGRESS = "http://127.0.0.1:8080"
 INSTALL_TIMEOUT_S = 1800
 SETTLE_TIMEOUT_S = 600.0
-
-
-def missing_prerequisites() -> list[str]:
-    tools = ("kind", "kubectl", "helm", "docker")
-    missing = [f"{tool} is not on PATH" for tool in tools if shutil.which(tool) is None]
-    if shutil.which("docker"):
-        engine = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if engine.returncode != 0:
-            answer = (engine.stderr.strip().splitlines() or ["no answer"])[0]
-            missing.append(f"docker cannot reach an engine ({answer})")
-    if not (NORTHWIND / "orders.csv").is_file():
-        missing.append(f"the Northwind data is not at {NORTHWIND}")
-    return missing
 
 
 def run(*command: str, kubeconfig: Path, timeout: float = INSTALL_TIMEOUT_S) -> None:
@@ -64,24 +45,8 @@ def run(*command: str, kubeconfig: Path, timeout: float = INSTALL_TIMEOUT_S) -> 
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KindCluster]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip("; ".join(missing))
-    workdir = tmp_path_factory.mktemp("kind")
-    # pytest-kind keeps its files under ./.pytest-kind; a temporary working directory keeps
-    # them out of the repository. The binaries on PATH are used, never downloaded.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        kind = KindCluster(
-            CLUSTER_NAME,
-            kubeconfig=workdir / "kubeconfig",
-            kind_path=Path(str(shutil.which("kind"))),
-            kubectl_path=Path(str(shutil.which("kubectl"))),
-        )
-        kind.create(config_file=REPO / "k8s" / "kind-cluster.yaml")
-    yield kind
-    if not request.config.getoption("keep_cluster"):
-        kind.delete()
+    absent = [] if (NORTHWIND / "orders.csv").is_file() else [f"no Northwind data at {NORTHWIND}"]
+    yield from kind_cluster(CLUSTER_NAME, request, tmp_path_factory, also_missing=absent)
 
 
 def customers_with_orders() -> int:

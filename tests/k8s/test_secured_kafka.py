@@ -18,12 +18,12 @@ pytestmark = pytest.mark.k8s
 
 
 class _ClientBuiltError(Exception):
-    """Stops the probe right after it built its client."""
+    """Stops the client's owner right after it built its client."""
 
 
-def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def admin_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The options the next admin client is built with; building it then fails."""
     options: dict[str, Any] = {}
 
     def record(**given: Any) -> None:
@@ -31,44 +31,40 @@ def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
         raise _ClientBuiltError
 
     monkeypatch.setattr(datasync.kafka, "AIOKafkaAdminClient", record)
-    settings = KafkaSettings(
+    return options
+
+
+def secured(username: str) -> KafkaSettings:
+    """The settings a pod gets from the chart: SCRAM over TLS."""
+    return KafkaSettings(
         bootstrap_servers="data-sync-kafka-bootstrap:9093",
         security_protocol="SASL_SSL",
         sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="data-sync-pedidos",
+        sasl_username=username,
         sasl_password="secret",
     )
-    probe = runtime.KafkaProbe(settings, client_id="pedidos-api-probe")
+
+
+def test_the_readiness_probe_authenticates_like_the_other_kafka_clients(
+    admin_options: dict[str, Any],
+) -> None:
+    probe = runtime.KafkaProbe(secured("data-sync-pedidos"), client_id="pedidos-api-probe")
 
     with pytest.raises(_ClientBuiltError):
         asyncio.run(probe.admin())
 
-    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
-    assert options["sasl_plain_username"] == "data-sync-pedidos"
-    assert options["ssl_context"] is not None
+    assert admin_options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert admin_options["sasl_plain_username"] == "data-sync-pedidos"
+    assert admin_options["ssl_context"] is not None
 
 
 def test_the_lag_inspector_of_monitoramento_authenticates_too(
-    monkeypatch: pytest.MonkeyPatch,
+    admin_options: dict[str, Any],
 ) -> None:
-    options: dict[str, Any] = {}
-
-    def record(**given: Any) -> None:
-        options.update(given)
-        raise _ClientBuiltError
-
-    monkeypatch.setattr(datasync.kafka, "AIOKafkaAdminClient", record)
-    settings = KafkaSettings(
-        bootstrap_servers="data-sync-kafka-bootstrap:9093",
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        sasl_username="data-sync-monitoramento",
-        sasl_password="secret",
-    )
-    inspector = AioKafkaInspector(settings)
+    inspector = AioKafkaInspector(secured("data-sync-monitoramento"))
 
     reachable = asyncio.run(inspector.reachable())
 
     assert reachable is False
-    assert options["sasl_plain_username"] == "data-sync-monitoramento"
-    assert options["ssl_context"] is not None
+    assert admin_options["sasl_plain_username"] == "data-sync-monitoramento"
+    assert admin_options["ssl_context"] is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 import yaml
 from pytest_kind import KindCluster
 
+from tests.kind import kind_cluster
 from tests.operador.test_chart import CHART, NAMESPACE, OPERATOR_VALUES, REPO
 
 pytestmark = pytest.mark.kind
@@ -38,26 +38,6 @@ REPROCESSING = {
 }
 
 
-def missing_prerequisites() -> list[str]:
-    missing = [
-        f"{tool} is not on PATH"
-        for tool in ("kind", "kubectl", "helm", "docker")
-        if shutil.which(tool) is None
-    ]
-    if shutil.which("docker"):
-        engine = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if engine.returncode != 0:
-            answer = (engine.stderr.strip().splitlines() or ["no answer"])[0]
-            missing.append(f"docker cannot reach an engine ({answer})")
-    return missing
-
-
 def run(*command: str, kubeconfig: Path, timeout: float = INSTALL_TIMEOUT_S) -> str:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     result = subprocess.run(
@@ -70,24 +50,7 @@ def run(*command: str, kubeconfig: Path, timeout: float = INSTALL_TIMEOUT_S) -> 
 def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KindCluster]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip("; ".join(missing))
-    workdir = tmp_path_factory.mktemp("kind")
-    # pytest-kind keeps its files in the working directory; the binaries on PATH are used,
-    # never downloaded.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        kind = KindCluster(
-            CLUSTER_NAME,
-            kubeconfig=workdir / "kubeconfig",
-            kind_path=Path(str(shutil.which("kind"))),
-            kubectl_path=Path(str(shutil.which("kubectl"))),
-        )
-        kind.create(config_file=REPO / "k8s" / "kind-cluster.yaml")
-    yield kind
-    if not request.config.getoption("keep_cluster"):
-        kind.delete()
+    yield from kind_cluster(CLUSTER_NAME, request, tmp_path_factory)
 
 
 def get(kind: str, name: str, *, kubeconfig: Path) -> dict[str, Any]:
