@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,11 +45,16 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    server = LocalPostgres(tmp_path_factory.mktemp("postgres") / "data", port=free_port())
+def postgres() -> Iterator[LocalPostgres]:
+    # Outside pytest's base temporary directory: every pytest session starting on this
+    # machine sets that directory's mode back to 0700, which would lock the unprivileged
+    # PostgreSQL user out of a server another session is still running.
+    scratch = Path(tempfile.mkdtemp(prefix="datasync-test-pg-"))
+    server = LocalPostgres(scratch / "data", port=free_port())
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
@@ -48,6 +49,37 @@ def create_engine(settings: DatabaseSettings, *, application_name: str) -> Async
     )
 
 
+class WritePool:
+    """An asyncpg pool for the write paths that skip SQLAlchemy, opened on first use so it
+    belongs to the event loop that serves the requests."""
+
+    def __init__(self, settings: DatabaseSettings, *, application_name: str) -> None:
+        self._settings = settings
+        self._application_name = application_name
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def __call__(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._settings.url,
+                    min_size=0,
+                    max_size=self._settings.write_pool_size,
+                    timeout=self._settings.connect_timeout_s,
+                    command_timeout=self._settings.command_timeout_s,
+                    server_settings={"application_name": self._application_name},
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
 def is_connection_error(error: BaseException) -> bool:
     """Whether an error means "the database is not there right now" rather than a bug."""
     if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
@@ -56,7 +88,8 @@ def is_connection_error(error: BaseException) -> bool:
         return True
     if isinstance(error, sa.exc.DBAPIError):
         return _is_connection_error_cause(error.orig)
-    return isinstance(error, sa.exc.InterfaceError)
+    # Raw asyncpg errors (the write paths that skip SQLAlchemy) are sorted by their names.
+    return isinstance(error, sa.exc.InterfaceError) or _is_connection_error_cause(error)
 
 
 def _is_connection_error_cause(cause: BaseException | None) -> bool:

@@ -15,6 +15,12 @@ HTTP_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+GROUP_COMMIT_BATCH = Histogram(
+    "datasync_group_commit_batch_items",
+    "Items written by one shared transaction of a group-commit writer, by writer.",
+    ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 OUTBOX_PUBLISHED = Counter(
     "datasync_outbox_published_total",
     "Outbox rows published to Kafka and removed from the outbox, by topic.",

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 import uvicorn
+import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -192,7 +193,11 @@ def run_commands(
         print(f"usage: python -m <service> {{{names}}}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(commands[argv[0]]())
+        # uvloop, as `uvicorn.run` would pick it: serving through `Server.serve` inside our
+        # own runner means choosing the loop here, and the default loop costs each request
+        # noticeably more CPU.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(commands[argv[0]]())
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 78  # EX_CONFIG: the supervisor should not restart in a loop for this

@@ -129,6 +129,14 @@ class DatabaseSettings(SettingsGroup, frozen=True):
     use without queueing, and stays far under PostgreSQL's default connection limit when
     every service runs against one server."""
 
+    write_pool_size: int = 4
+    """Connections of a service's group-commit writers (pedidos' `POST`). Each writer commits
+    whatever requests are waiting as one transaction, so a few connections carry any rate;
+    more only add commits that each flush the WAL for fewer requests."""
+
+    group_commit_max_items: int = 256
+    """Largest batch one group commit writes, which bounds the statement and its latency."""
+
     connect_timeout_s: float = 2.0
     """How long a request waits for a connection (from the pool, or a new one) before it
     fails fast with 503. A database next to the service connects in milliseconds."""

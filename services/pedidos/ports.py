@@ -13,28 +13,30 @@ class PedidoRepository(Protocol):
     async def get(self, pedido_id: str) -> Pedido | None:
         """The accepted order with this id, if any."""
 
-    async def add(self, pedido: Pedido) -> bool:
-        """Stores a new order. Returns False, writing nothing, if the id is already taken."""
-
     async def list_by_cliente(
         self, cliente_id: str | None, *, after_id: str | None, limit: int
     ) -> list[Pedido]:
         """Orders sorted by id, optionally of one customer, after `after_id`."""
 
 
-class EventOutbox(Protocol):
-    async def append(self, *, topic: str, key: str, payload: Event) -> None:
-        """Queues an event to be published once the unit of work commits."""
+class PedidoIntake(Protocol):
+    """The write side of accepting orders: one durable commit per order and its event."""
+
+    async def add_new(self, pedido: Pedido, *, topic: str, key: str, event: Event) -> Pedido | None:
+        """Stores a new order and queues its event in the same commit, returning once both
+        are durable.
+
+        Returns:
+            None when the order was stored now; the order already stored under its id, with
+            nothing written, when the id was taken.
+        """
 
 
 class UnitOfWork(Protocol):
-    """One database transaction. Leaving the block without `commit` rolls it back."""
+    """One database transaction for reading orders."""
 
     @property
     def pedidos(self) -> PedidoRepository: ...
-
-    @property
-    def outbox(self) -> EventOutbox: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -44,5 +46,3 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from datasync import events
 from pedidos.domain import ConflictingPedidoError, Pedido, PedidoRecebido
-from pedidos.ports import UnitOfWork
+from pedidos.ports import PedidoIntake
 
 
 async def registrar_pedido(
-    uow: UnitOfWork,
+    intake: PedidoIntake,
     recebido: PedidoRecebido,
     *,
     clock: Callable[[], dt.datetime],
@@ -26,26 +26,20 @@ async def registrar_pedido(
         ConflictingPedidoError: the id is taken by an order with other content.
     """
     pedido = recebido.validar(agora=clock())
-    async with uow:
-        # Insert first: a new order, the common case, costs no read. Only when the id is
-        # taken (a retry, or a concurrent request that got there first) is the stored one read.
-        if await uow.pedidos.add(pedido):
-            await uow.outbox.append(
-                topic=events.TOPIC_PEDIDOS,
-                key=pedido.cliente_id,
-                payload=events.PedidoCriado(
-                    id=pedido.id,
-                    cliente_id=pedido.cliente_id,
-                    valor=pedido.valor,
-                    data=pedido.data,
-                ),
-            )
-            await uow.commit()
-            return pedido, True
 
-        existente = await uow.pedidos.get(pedido.id)
+    # Insert first: a new order, the common case, costs no read. Only when the id is taken
+    # (a retry, or a concurrent request that got there first) is the stored one compared.
+    existente = await intake.add_new(
+        pedido,
+        topic=events.TOPIC_PEDIDOS,
+        key=pedido.cliente_id,
+        event=events.PedidoCriado(
+            id=pedido.id, cliente_id=pedido.cliente_id, valor=pedido.valor, data=pedido.data
+        ),
+    )
+    if existente is None:
+        return pedido, True
 
-    assert existente is not None
     if not recebido.corresponde_a(existente):
         raise ConflictingPedidoError(pedido.id)
     return existente, False

@@ -7,6 +7,8 @@ from pathlib import Path
 from litestar import Litestar
 
 from datasync.bootstrap import ServiceKit, ServiceSettings, utc_now
+from datasync.db import WritePool
+from datasync.group_commit import GroupCommit
 from datasync.http import create_app
 from datasync.runtime import serve
 from pedidos.adapters import postgres
@@ -30,17 +32,34 @@ def build_kit(settings: ServiceSettings, *, process: str) -> ServiceKit:
 def build_app(kit: ServiceKit) -> Litestar:
     """The REST API, over the kit's database."""
     engine = kit.engine
+    database = kit.settings.database
+    pool = WritePool(database, application_name=f"{kit.client_id}-writer")
+    writer = GroupCommit(
+        name="pedidos",
+        pool=pool,
+        write=postgres.write_new_pedidos,
+        writers=database.write_pool_size,
+        max_batch=database.group_commit_max_items,
+        acquire_timeout_s=database.connect_timeout_s,
+    )
+
+    async def close_writer() -> None:
+        # Requests still waiting for their commit are answered before the pool closes.
+        await writer.drain()
+        await pool.close()
+
     return create_app(
         title="pedidos",
         route_handlers=pedido_handlers(
-            unit_of_work=lambda request_id: postgres.PostgresUnitOfWork(
-                engine, request_id=request_id
+            unit_of_work=lambda: postgres.PostgresUnitOfWork(engine),
+            intake=lambda request_id: postgres.GroupCommitPedidoIntake(
+                writer, request_id=request_id
             ),
             clock=utc_now,
         ),
         readiness=kit.readiness(),
         max_body_bytes=kit.settings.http.max_body_bytes,
-        on_shutdown=[kit.close],
+        on_shutdown=[close_writer, kit.close],
     )
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import TracebackType
-from typing import Self
 
 import pytest
 
@@ -31,45 +29,6 @@ BRASILIA = dt.timezone(dt.timedelta(hours=-3))
 # --------------------------------------------------------------------------------------
 
 
-class InMemoryPedidoRepository:
-    def __init__(self) -> None:
-        self.pedidos: dict[str, Pedido] = {}
-
-    async def get(self, pedido_id: str) -> Pedido | None:
-        return self.pedidos.get(pedido_id)
-
-    async def add(self, pedido: Pedido) -> bool:
-        if pedido.id in self.pedidos:
-            return False
-        self.pedidos[pedido.id] = pedido
-        return True
-
-    async def list_by_cliente(
-        self, cliente_id: str | None, *, after_id: str | None, limit: int
-    ) -> list[Pedido]:
-        found = sorted(
-            (
-                pedido
-                for pedido in self.pedidos.values()
-                if cliente_id is None or pedido.cliente_id == cliente_id
-            ),
-            key=lambda pedido: pedido.id,
-        )
-        return [pedido for pedido in found if after_id is None or pedido.id > after_id][:limit]
-
-
-class InMemoryPedidoRepositoryLosingARace(InMemoryPedidoRepository):
-    """Another request stores `rival` between this request's read and its write."""
-
-    def __init__(self, rival: Pedido) -> None:
-        super().__init__()
-        self.rival = rival
-
-    async def add(self, pedido: Pedido) -> bool:
-        self.pedidos[self.rival.id] = self.rival
-        return await super().add(pedido)
-
-
 @dataclass(frozen=True)
 class OutboxRow:
     topic: str
@@ -78,45 +37,27 @@ class OutboxRow:
 
 
 @dataclass
-class FakeOutbox:
-    """Rows appended in the open transaction are `pending` until it commits."""
+class InMemoryPedidoIntake:
+    """Stores orders and their events together, as one commit would."""
 
-    pending: list[OutboxRow] = field(default_factory=list)
-    committed: list[OutboxRow] = field(default_factory=list)
+    pedidos: dict[str, Pedido] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    calls: int = 0
 
-    async def append(self, *, topic: str, key: str, payload: events.Event) -> None:
-        self.pending.append(OutboxRow(topic=topic, key=key, payload=payload))
-
-
-class InMemoryUnitOfWork:
-    def __init__(self, pedidos: InMemoryPedidoRepository | None = None) -> None:
-        self.pedidos = pedidos if pedidos is not None else InMemoryPedidoRepository()
-        self.outbox = FakeOutbox()
-        self.entered = 0
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        self.entered += 1
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Leaving without commit rolls back whatever the outbox got in this transaction.
-        self.outbox.pending.clear()
-
-    async def commit(self) -> None:
-        self.commits += 1
-        self.outbox.committed.extend(self.outbox.pending)
-        self.outbox.pending.clear()
+    async def add_new(
+        self, pedido: Pedido, *, topic: str, key: str, event: events.Event
+    ) -> Pedido | None:
+        self.calls += 1
+        if pedido.id in self.pedidos:
+            return self.pedidos[pedido.id]
+        self.pedidos[pedido.id] = pedido
+        self.outbox.append(OutboxRow(topic=topic, key=key, payload=event))
+        return None
 
 
 @pytest.fixture
-def uow() -> InMemoryUnitOfWork:
-    return InMemoryUnitOfWork()
+def intake() -> InMemoryPedidoIntake:
+    return InMemoryPedidoIntake()
 
 
 def recebido(
@@ -318,26 +259,25 @@ def test_an_order_with_other_content_does_not_match(outro: PedidoRecebido) -> No
 
 
 @pytest.mark.asyncio
-async def test_a_new_order_is_stored_and_created(uow: InMemoryUnitOfWork) -> None:
+async def test_a_new_order_is_stored_and_created(intake: InMemoryPedidoIntake) -> None:
     order = recebido()
 
-    stored, created = await registrar_pedido(uow, order, clock=lambda: AGORA)
+    stored, created = await registrar_pedido(intake, order, clock=lambda: AGORA)
 
     assert created
     assert stored == pedido()
-    assert uow.pedidos.pedidos == {"p-1": stored}
-    assert uow.commits == 1
+    assert intake.pedidos == {"p-1": stored}
 
 
 @pytest.mark.asyncio
-async def test_a_new_order_queues_its_pedido_criado_event_in_the_same_transaction(
-    uow: InMemoryUnitOfWork,
+async def test_a_new_order_queues_its_pedido_criado_event_with_it(
+    intake: InMemoryPedidoIntake,
 ) -> None:
     order = recebido(valor=Decimal("7.5"))
 
-    await registrar_pedido(uow, order, clock=lambda: AGORA)
+    await registrar_pedido(intake, order, clock=lambda: AGORA)
 
-    assert uow.outbox.committed == [
+    assert intake.outbox == [
         OutboxRow(
             topic=events.TOPIC_PEDIDOS,
             key="ALFKI",
@@ -349,86 +289,65 @@ async def test_a_new_order_queues_its_pedido_criado_event_in_the_same_transactio
 
 
 @pytest.mark.asyncio
-async def test_a_new_order_without_data_is_dated_by_the_clock(uow: InMemoryUnitOfWork) -> None:
+async def test_a_new_order_without_data_is_dated_by_the_clock(
+    intake: InMemoryPedidoIntake,
+) -> None:
     order = recebido(data=None)
 
-    stored, _ = await registrar_pedido(uow, order, clock=lambda: AGORA)
+    stored, _ = await registrar_pedido(intake, order, clock=lambda: AGORA)
 
     assert stored.data == AGORA
 
 
 @pytest.mark.asyncio
 async def test_a_repeated_order_returns_the_stored_one_without_a_new_event(
-    uow: InMemoryUnitOfWork,
+    intake: InMemoryPedidoIntake,
 ) -> None:
-    await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+    await registrar_pedido(intake, recebido(), clock=lambda: AGORA)
 
-    stored, created = await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+    stored, created = await registrar_pedido(intake, recebido(), clock=lambda: AGORA)
 
     assert not created
     assert stored == pedido()
-    assert len(uow.outbox.committed) == 1
-    assert uow.commits == 1
+    assert len(intake.outbox) == 1
 
 
 @pytest.mark.asyncio
 async def test_a_repeated_order_without_data_keeps_the_stored_date(
-    uow: InMemoryUnitOfWork,
+    intake: InMemoryPedidoIntake,
 ) -> None:
-    await registrar_pedido(uow, recebido(data=ONTEM), clock=lambda: AGORA)
+    await registrar_pedido(intake, recebido(data=ONTEM), clock=lambda: AGORA)
 
-    stored, created = await registrar_pedido(uow, recebido(data=None), clock=lambda: AGORA)
+    stored, created = await registrar_pedido(intake, recebido(data=None), clock=lambda: AGORA)
 
     assert not created
     assert stored.data == ONTEM
 
 
 @pytest.mark.asyncio
-async def test_duplicate_order_with_other_content_is_rejected(uow: InMemoryUnitOfWork) -> None:
-    await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
+async def test_duplicate_order_with_other_content_is_rejected(
+    intake: InMemoryPedidoIntake,
+) -> None:
+    await registrar_pedido(intake, recebido(), clock=lambda: AGORA)
 
     with pytest.raises(
         ConflictingPedidoError, match=r"^pedido p-1 already exists with other content$"
     ) as caught:
-        await registrar_pedido(uow, recebido(valor=Decimal(11)), clock=lambda: AGORA)
+        await registrar_pedido(intake, recebido(valor=Decimal(11)), clock=lambda: AGORA)
 
     assert caught.value.pedido_id == "p-1"
-    assert uow.pedidos.pedidos == {"p-1": pedido()}
-    assert len(uow.outbox.committed) == 1
+    assert intake.pedidos == {"p-1": pedido()}
+    assert len(intake.outbox) == 1
 
 
 @pytest.mark.asyncio
-async def test_an_invalid_order_is_rejected_before_the_transaction_opens(
-    uow: InMemoryUnitOfWork,
+async def test_an_invalid_order_is_rejected_before_anything_is_written(
+    intake: InMemoryPedidoIntake,
 ) -> None:
     order = recebido(valor=Decimal("0.001"))
 
     with pytest.raises(InvalidPedidoError, match=r"^valor: "):
-        await registrar_pedido(uow, order, clock=lambda: AGORA)
+        await registrar_pedido(intake, order, clock=lambda: AGORA)
 
-    assert uow.entered == 0
-    assert uow.outbox.committed == []
-
-
-@pytest.mark.asyncio
-async def test_an_order_inserted_concurrently_with_the_same_content_is_a_repeat() -> None:
-    rival = pedido()
-    uow = InMemoryUnitOfWork(InMemoryPedidoRepositoryLosingARace(rival))
-
-    stored, created = await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
-
-    assert not created
-    assert stored is rival
-    assert uow.commits == 0
-    assert uow.outbox.committed == []
-
-
-@pytest.mark.asyncio
-async def test_an_order_inserted_concurrently_with_other_content_is_a_conflict() -> None:
-    rival = pedido(valor=Decimal("99.00"))
-    uow = InMemoryUnitOfWork(InMemoryPedidoRepositoryLosingARace(rival))
-
-    with pytest.raises(ConflictingPedidoError, match=r"^pedido p-1 already exists"):
-        await registrar_pedido(uow, recebido(), clock=lambda: AGORA)
-
-    assert uow.outbox.committed == []
+    assert intake.calls == 0
+    assert intake.outbox == []

@@ -24,7 +24,7 @@ from datasync.http import (
 )
 from datasync.money import NotANumberError, decimal_from_json_number, format_money
 from pedidos.domain import ConflictingPedidoError, InvalidPedidoError, Pedido, PedidoRecebido
-from pedidos.ports import UnitOfWork
+from pedidos.ports import PedidoIntake, UnitOfWork
 from pedidos.service import registrar_pedido
 
 IdText = Annotated[str, msgspec.Meta(examples=["10248"])]
@@ -81,10 +81,12 @@ def _out(pedido: Pedido) -> PedidoOut:
 
 def pedido_handlers(
     *,
-    unit_of_work: Callable[[str | None], UnitOfWork],
+    unit_of_work: Callable[[], UnitOfWork],
+    intake: Callable[[str | None], PedidoIntake],
     clock: Callable[[], dt.datetime],
 ) -> list[Any]:
-    """The route handlers, bound to a unit-of-work factory (given the request id)."""
+    """The route handlers, bound to a reading unit-of-work factory and to the intake of new
+    orders (given the request id, which their events carry)."""
 
     @post(
         "/pedidos",
@@ -107,7 +109,7 @@ def pedido_handlers(
 
         try:
             pedido, criado = await registrar_pedido(
-                unit_of_work(request_id_of(request)), recebido, clock=clock
+                intake(request_id_of(request)), recebido, clock=clock
             )
         except InvalidPedidoError as error:
             raise invalid(error.field, error.reason) from error
@@ -123,7 +125,7 @@ def pedido_handlers(
     @get("/pedidos/{pedido_id:str}", tags=["pedidos"], summary="Read one order")
     async def ler(pedido_id: FromPath[str]) -> PedidoOut:
         require_key(pedido_id, what="pedido")
-        async with unit_of_work(None) as uow:
+        async with unit_of_work() as uow:
             pedido = await uow.pedidos.get(pedido_id)
         if pedido is None:
             raise ProblemError(404, "Not found", detail=f"pedido {pedido_id} does not exist")
@@ -137,7 +139,7 @@ def pedido_handlers(
     ) -> Page:
         after_id = decode_cursor(cursor)
         cliente_id = valid_filter(cliente_id, name="cliente-id")
-        async with unit_of_work(None) as uow:
+        async with unit_of_work() as uow:
             found = await uow.pedidos.list_by_cliente(cliente_id, after_id=after_id, limit=limit)
         next_cursor = encode_cursor(found[-1].id) if len(found) == limit else None
         return Page(items=[_out(pedido) for pedido in found], next_cursor=next_cursor)
