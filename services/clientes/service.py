@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from clientes.domain import (
     Cliente,
     ClienteNotFoundError,
@@ -91,25 +93,42 @@ async def remover_cliente(uow: UnitOfWork, cliente_id: str) -> None:
         await uow.commit()
 
 
-async def enriquecer_pedido(uow: UnitOfWork, pedido: PedidoAEnriquecer) -> bool:
-    """Joins an order with its customer, or keeps it until the customer exists.
+async def enriquecer_pedidos(
+    uow: UnitOfWork, pedidos: Sequence[PedidoAEnriquecer]
+) -> list[PedidoAEnriquecer]:
+    """Joins orders with their customers in one transaction; an order whose customer does not
+    exist (or was removed) waits for it.
 
     Returns:
-        True if the enriched order was published, False if it waits for its customer.
+        The orders that wait for their customer; every other one was published enriched.
     """
+    cliente_ids = sorted({pedido.cliente_id for pedido in pedidos})
     async with uow:
-        # The lock closes the race with a concurrent registration of the same customer:
-        # either we see the customer, or it sees our waiting order.
-        await uow.clientes.lock(pedido.cliente_id)
-        cliente = await uow.clientes.get(pedido.cliente_id)
-        if cliente is None or cliente.removido:
-            await uow.pendentes.keep(pedido)
-            await uow.commit()
-            return False
+        # The locks close the race with a concurrent registration of the same customer:
+        # either we see the customer, or it sees our waiting order. Taken in sorted order,
+        # so two transactions locking several customers cannot deadlock.
+        await uow.clientes.lock_many(cliente_ids)
+        found = await uow.clientes.get_many(cliente_ids)
 
-        await _publish_enriched(uow, pedido, cliente)
+        prontos: list[tuple[PedidoAEnriquecer, Cliente]] = []
+        esperando: list[PedidoAEnriquecer] = []
+        for pedido in pedidos:
+            cliente = found.get(pedido.cliente_id)
+            if cliente is None or cliente.removido:
+                esperando.append(pedido)
+            else:
+                prontos.append((pedido, cliente))
+        if esperando:
+            await uow.pendentes.keep_many(esperando)
+        if prontos:
+            await uow.outbox.append_many(
+                topic=events.TOPIC_PEDIDOS_ENRIQUECIDOS,
+                keyed=[
+                    (pedido.cliente_id, _enriched(pedido, cliente)) for pedido, cliente in prontos
+                ],
+            )
         await uow.commit()
-    return True
+    return esperando
 
 
 async def _publish_snapshot(
@@ -136,17 +155,21 @@ async def _publish_snapshot(
 
 
 async def _publish_enriched(uow: UnitOfWork, pedido: PedidoAEnriquecer, cliente: Cliente) -> None:
-    dados = cliente.dados
     await uow.outbox.append(
         topic=events.TOPIC_PEDIDOS_ENRIQUECIDOS,
         key=pedido.cliente_id,
-        payload=events.PedidoEnriquecido(
-            id=pedido.id,
-            cliente_id=pedido.cliente_id,
-            valor=pedido.valor,
-            data=pedido.data,
-            cliente=events.ClienteDoPedido(
-                nome=dados.nome, cidade=dados.cidade, pais=dados.pais, segmento=dados.segmento
-            ),
+        payload=_enriched(pedido, cliente),
+    )
+
+
+def _enriched(pedido: PedidoAEnriquecer, cliente: Cliente) -> events.PedidoEnriquecido:
+    dados = cliente.dados
+    return events.PedidoEnriquecido(
+        id=pedido.id,
+        cliente_id=pedido.cliente_id,
+        valor=pedido.valor,
+        data=pedido.data,
+        cliente=events.ClienteDoPedido(
+            nome=dados.nome, cidade=dados.cidade, pais=dados.pais, segmento=dados.segmento
         ),
     )

@@ -9,7 +9,6 @@ from litestar import Litestar
 from clientes.adapters import kafka, postgres
 from clientes.adapters.http import cliente_handlers
 from datasync.bootstrap import ServiceKit, ServiceSettings
-from datasync.consumer import per_event
 from datasync.http import create_app
 from datasync.runtime import Worker, serve
 
@@ -47,11 +46,9 @@ def consumer_worker(kit: ServiceKit) -> Worker:
     return kit.consumer_worker(
         group_id=kafka.GROUP_ID,
         topics=kafka.TOPICS,
-        handler=per_event(
-            kafka.handlers(
-                unit_of_work=lambda connection, request_id: postgres.PostgresUnitOfWork(
-                    None, joined=connection, request_id=request_id
-                )
+        handler=kafka.batch_handler(
+            unit_of_work=lambda connection, request_id_of: postgres.PostgresUnitOfWork(
+                None, joined=connection, request_id_of=request_id_of
             )
         ),
         processed_events=postgres.processed_events,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -47,36 +47,9 @@ class ConsumedEvent(msgspec.Struct, frozen=True, kw_only=True):
     """The raw record, kept to dead-letter it unchanged."""
 
 
-Handler = Callable[[AsyncConnection, ConsumedEvent], Awaitable[None]]
-"""Applies one event inside the caller's transaction. Raising rolls the transaction back."""
-
 BatchHandler = Callable[[AsyncConnection, Sequence[ConsumedEvent]], Awaitable[None]]
 """Applies events in their order inside the caller's transaction, possibly with set-based
 statements. Raising rolls the whole transaction back."""
-
-
-def per_event(handlers: Mapping[str, Handler]) -> BatchHandler:
-    """A batch handler that calls one handler per event, chosen by event type, with the
-    event's topic, offset, id and request id bound to the logs while it runs."""
-
-    async def apply(connection: AsyncConnection, batch: Sequence[ConsumedEvent]) -> None:
-        for event in batch:
-            structlog.contextvars.bind_contextvars(
-                topic=event.topic,
-                partition=event.partition,
-                offset=event.offset,
-                event_id=event.envelope.id,
-                request_id=event.envelope.request_id,
-            )
-            try:
-                await handlers[event.envelope.type](connection, event)
-                log.debug("consumer.event_applied", event_type=event.envelope.type)
-            finally:
-                structlog.contextvars.unbind_contextvars(
-                    "topic", "partition", "offset", "event_id", "request_id"
-                )
-
-    return apply
 
 
 def processed_events_table(metadata: sa.MetaData) -> sa.Table:

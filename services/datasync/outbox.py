@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, Final
 
 import asyncpg
+import msgspec
 import sqlalchemy as sa
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -69,24 +71,37 @@ for each statement execute function outbox_notify();
 """
 
 
-async def append(
-    connection: AsyncConnection,
-    table: sa.Table,
-    *,
-    topic: str,
-    key: str,
-    payload: events.Event,
-    envelope: events.Envelope,
+class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One event to queue, with its envelope already built."""
+
+    topic: str
+    key: str
+    payload: events.Event
+    envelope: events.Envelope
+
+
+async def append_many(
+    connection: AsyncConnection, table: sa.Table, rows: Sequence[OutboxRow]
 ) -> None:
-    """Adds one event to the outbox inside the caller's transaction."""
+    """Adds events to the outbox inside the caller's transaction, in the order given."""
+    if not rows:
+        return
+    # A list of parameter sets: SQLAlchemy sends them as multi-row INSERTs of one cached
+    # statement, however many rows a batch has.
     await connection.execute(
-        table.insert().values(
-            event_id=envelope.id,
-            topic=topic,
-            key=key,
-            headers=[[name, value.decode()] for name, value in events.envelope_headers(envelope)],
-            payload=events.encode_payload(payload),
-        )
+        table.insert(),
+        [
+            {
+                "event_id": row.envelope.id,
+                "topic": row.topic,
+                "key": row.key,
+                "headers": [
+                    [name, value.decode()] for name, value in events.envelope_headers(row.envelope)
+                ],
+                "payload": events.encode_payload(row.payload),
+            }
+            for row in rows
+        ],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -22,19 +23,37 @@ class SqlOutbox:
         *,
         source: str,
         request_id: str | None,
+        request_id_of: Callable[[events.Event], str | None] | None = None,
     ) -> None:
+        """`request_id_of`, when given, names the request each event answers (a consumer
+        applying a batch of events from several requests); otherwise all carry `request_id`."""
         self._connection = connection
         self._table = table
         self._source = source
         self._request_id = request_id
+        self._request_id_of = request_id_of
 
     async def append(self, *, topic: str, key: str, payload: events.Event) -> None:
-        envelope = events.new_envelope(
-            payload, source=self._source, subject=key, request_id=self._request_id
-        )
-        await outbox.append(
-            self._connection, self._table, topic=topic, key=key, payload=payload, envelope=envelope
-        )
+        await self.append_many(topic=topic, keyed=[(key, payload)])
+
+    async def append_many(self, *, topic: str, keyed: Sequence[tuple[str, events.Event]]) -> None:
+        rows = [
+            outbox.OutboxRow(
+                topic=topic,
+                key=key,
+                payload=payload,
+                envelope=events.new_envelope(
+                    payload,
+                    source=self._source,
+                    subject=key,
+                    request_id=(
+                        self._request_id_of(payload) if self._request_id_of else self._request_id
+                    ),
+                ),
+            )
+            for key, payload in keyed
+        ]
+        await outbox.append_many(self._connection, self._table, rows)
 
 
 class SqlUnitOfWork:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -21,7 +22,7 @@ from clientes.domain import (
 )
 from clientes.service import (
     atualizar_cliente,
-    enriquecer_pedido,
+    enriquecer_pedidos,
     registrar_cliente,
     remover_cliente,
 )
@@ -46,8 +47,14 @@ class InMemoryClienteRepository:
     async def lock(self, cliente_id: str) -> None:
         self.locked.append(cliente_id)
 
+    async def lock_many(self, cliente_ids: Sequence[str]) -> None:
+        self.locked.extend(cliente_ids)
+
     async def get(self, cliente_id: str) -> Cliente | None:
         return self.clientes.get(cliente_id)
+
+    async def get_many(self, cliente_ids: Sequence[str]) -> dict[str, Cliente]:
+        return {id_: self.clientes[id_] for id_ in cliente_ids if id_ in self.clientes}
 
     async def save(self, cliente: Cliente) -> None:
         self.clientes[cliente.id] = cliente
@@ -67,6 +74,10 @@ class InMemoryPendingPedidos:
 
     async def keep(self, pedido: PedidoAEnriquecer) -> None:
         self.by_cliente.setdefault(pedido.cliente_id, {}).setdefault(pedido.id, pedido)
+
+    async def keep_many(self, pedidos: Sequence[PedidoAEnriquecer]) -> None:
+        for pedido in pedidos:
+            await self.keep(pedido)
 
     async def take_all(self, cliente_id: str) -> list[PedidoAEnriquecer]:
         return list(self.by_cliente.pop(cliente_id, {}).values())
@@ -88,6 +99,10 @@ class FakeOutbox:
 
     async def append(self, *, topic: str, key: str, payload: events.Event) -> None:
         self.pending.append(OutboxRow(topic=topic, key=key, payload=payload))
+
+    async def append_many(self, *, topic: str, keyed: Sequence[tuple[str, events.Event]]) -> None:
+        for key, payload in keyed:
+            await self.append(topic=topic, key=key, payload=payload)
 
     def payloads(self) -> list[events.Event]:
         return [row.payload for row in self.committed]
@@ -258,8 +273,8 @@ async def test_creating_a_customer_releases_the_orders_that_waited_for_it(
     uow: InMemoryUnitOfWork,
 ) -> None:
     primeiro, segundo = pedido("10248"), pedido("10249")
-    await enriquecer_pedido(uow, primeiro)
-    await enriquecer_pedido(uow, segundo)
+    await enriquecer_pedidos(uow, [primeiro])
+    await enriquecer_pedidos(uow, [segundo])
 
     await registrar_cliente(uow, "ALFKI", DADOS)
 
@@ -278,7 +293,7 @@ async def test_creating_a_customer_releases_only_its_own_orders(
     uow: InMemoryUnitOfWork,
 ) -> None:
     outro = pedido("10250", cliente_id="BONAP")
-    await enriquecer_pedido(uow, outro)
+    await enriquecer_pedidos(uow, [outro])
 
     await registrar_cliente(uow, "ALFKI", DADOS)
 
@@ -344,7 +359,7 @@ async def test_a_customer_created_again_after_removal_continues_its_versao(
 
 
 # --------------------------------------------------------------------------------------
-# enriquecer_pedido
+# enriquecer_pedidos
 # --------------------------------------------------------------------------------------
 
 
@@ -355,9 +370,9 @@ async def test_an_order_for_a_known_customer_is_published_enriched(
     await registrar_cliente(uow, "ALFKI", DADOS)
     order = pedido()
 
-    published = await enriquecer_pedido(uow, order)
+    waiting = await enriquecer_pedidos(uow, [order])
 
-    assert published
+    assert waiting == []
     assert uow.outbox.committed[-1] == OutboxRow(
         topic=events.TOPIC_PEDIDOS_ENRIQUECIDOS, key="ALFKI", payload=enriquecido(order, DADOS)
     )
@@ -368,9 +383,9 @@ async def test_an_order_for_a_known_customer_is_published_enriched(
 async def test_an_order_for_an_unknown_customer_waits(uow: InMemoryUnitOfWork) -> None:
     order = pedido()
 
-    published = await enriquecer_pedido(uow, order)
+    waiting = await enriquecer_pedidos(uow, [order])
 
-    assert not published
+    assert waiting == [order]
     assert uow.pendentes.by_cliente == {"ALFKI": {"10248": order}}
     assert uow.outbox.committed == []
     assert uow.commits == 1
@@ -383,9 +398,9 @@ async def test_an_order_for_a_removed_customer_waits(uow: InMemoryUnitOfWork) ->
     events_before = len(uow.outbox.committed)
     order = pedido()
 
-    published = await enriquecer_pedido(uow, order)
+    waiting = await enriquecer_pedidos(uow, [order])
 
-    assert not published
+    assert waiting == [order]
     assert uow.pendentes.by_cliente == {"ALFKI": {"10248": order}}
     assert len(uow.outbox.committed) == events_before
 
@@ -397,13 +412,35 @@ async def test_an_order_waiting_for_a_removed_customer_is_released_when_it_retur
     await registrar_cliente(uow, "ALFKI", DADOS)
     await remover_cliente(uow, "ALFKI")
     order = pedido()
-    await enriquecer_pedido(uow, order)
+    await enriquecer_pedidos(uow, [order])
     novos = DadosCliente(nome="Alfreds", segmento="varejo")
 
     await registrar_cliente(uow, "ALFKI", novos)
 
     assert uow.outbox.payloads()[-1] == enriquecido(order, novos)
     assert uow.pendentes.by_cliente == {}
+
+
+@pytest.mark.asyncio
+async def test_a_batch_publishes_the_known_and_keeps_the_unknown_in_order(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    await registrar_cliente(uow, "BONAP", DADOS)
+    await registrar_cliente(uow, "ALFKI", DADOS)
+    first, waiting, second = (
+        pedido("1", cliente_id="BONAP"),
+        pedido("2", cliente_id="NOBODY"),
+        pedido("3", cliente_id="ALFKI"),
+    )
+    commits_before = uow.commits
+
+    kept = await enriquecer_pedidos(uow, [first, waiting, second])
+
+    assert kept == [waiting]
+    assert uow.outbox.payloads()[-2:] == [enriquecido(first, DADOS), enriquecido(second, DADOS)]
+    assert uow.pendentes.by_cliente == {"NOBODY": {"2": waiting}}
+    assert uow.clientes.locked[-3:] == ["ALFKI", "BONAP", "NOBODY"]
+    assert uow.commits == commits_before + 1
 
 
 # --------------------------------------------------------------------------------------

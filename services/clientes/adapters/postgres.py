@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from clientes.domain import Cliente, DadosCliente, PedidoAEnriquecer
 from datasync.consumer import processed_events_table
+from datasync.events import Event
 from datasync.outbox import outbox_table
 from datasync.uow import SqlOutbox, SqlUnitOfWork
 
@@ -71,6 +73,27 @@ class PostgresClienteRepository:
             sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(cliente_id, 0)))
         )
 
+    async def lock_many(self, cliente_ids: Sequence[str]) -> None:
+        if not cliente_ids:
+            return
+        # One statement; `with ordinality` keeps the caller's order, which prevents deadlocks.
+        await self._connection.execute(
+            sa.text(
+                "select pg_advisory_xact_lock(hashtextextended(id, 0))"
+                " from unnest(cast(:ids as text[])) with ordinality as locked(id, position)"
+                " order by position"
+            ),
+            {"ids": list(cliente_ids)},
+        )
+
+    async def get_many(self, cliente_ids: Sequence[str]) -> dict[str, Cliente]:
+        rows = (
+            await self._connection.execute(
+                sa.select(clientes).where(clientes.c.id.in_(list(cliente_ids)))
+            )
+        ).all()
+        return {row.id: _to_cliente(row) for row in rows}
+
     async def get(self, cliente_id: str) -> Cliente | None:
         row = (
             await self._connection.execute(sa.select(clientes).where(clientes.c.id == cliente_id))
@@ -123,6 +146,23 @@ class PostgresPendingPedidos:
             .on_conflict_do_nothing(index_elements=["pedido_id"])
         )
 
+    async def keep_many(self, pedidos: Sequence[PedidoAEnriquecer]) -> None:
+        await self._connection.execute(
+            insert(pedidos_pendentes)
+            .values(
+                [
+                    {
+                        "pedido_id": pedido.id,
+                        "cliente_id": pedido.cliente_id,
+                        "valor": pedido.valor,
+                        "data": pedido.data,
+                    }
+                    for pedido in pedidos
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["pedido_id"])
+        )
+
     async def take_all(self, cliente_id: str) -> list[PedidoAEnriquecer]:
         rows = (
             await self._connection.execute(
@@ -153,12 +193,20 @@ class PostgresUnitOfWork(SqlUnitOfWork):
         engine: AsyncEngine | None,
         *,
         request_id: str | None = None,
+        request_id_of: Callable[[Event], str | None] | None = None,
         joined: AsyncConnection | None = None,
     ) -> None:
         super().__init__(engine, joined=joined)
         self._request_id = request_id
+        self._request_id_of = request_id_of
 
     def _bind(self, connection: AsyncConnection) -> None:
         self.clientes = PostgresClienteRepository(connection)
         self.pendentes = PostgresPendingPedidos(connection)
-        self.outbox = SqlOutbox(connection, outbox, source=SOURCE, request_id=self._request_id)
+        self.outbox = SqlOutbox(
+            connection,
+            outbox,
+            source=SOURCE,
+            request_id=self._request_id,
+            request_id_of=self._request_id_of,
+        )
