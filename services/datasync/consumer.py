@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -111,8 +111,8 @@ class IdempotentConsumer:
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=500)
-                for partition, records in batches.items():
-                    await self._process_partition_batch(partition, records, stop)
+                if batches:
+                    await self._process_batch(batches, stop)
                 self._record_lag()
         finally:
             await stop_within(self._consumer.stop(), "consumer")
@@ -133,13 +133,16 @@ class IdempotentConsumer:
                     max(highwater - position, 0)
                 )
 
-    async def _process_partition_batch(
+    async def _process_batch(
         self,
-        partition: TopicPartition,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
         stop: asyncio.Event,
     ) -> None:
+        """Applies what one poll returned, every partition together, in one transaction, then
+        commits all their offsets at once: one database commit and one offset commit a poll,
+        however many partitions it spans. Each partition's records keep their order."""
         started = time.perf_counter()
+        records = [record for partition_records in batches.values() for record in partition_records]
         decoded, undecodable = decode_records(records)
         for bad in undecodable:
             await self._dead_letter(bad.record, reason=DLQ_REASON_UNDECODABLE, error=bad.reason)
@@ -149,29 +152,26 @@ class IdempotentConsumer:
             # Stopping during a database outage: nothing was applied, nothing is committed.
             return
 
-        next_offset = records[-1].offset + 1
+        offsets = {partition: found[-1].offset + 1 for partition, found in batches.items()}
         try:
-            await self._consumer.commit({partition: next_offset})
+            await self._consumer.commit(offsets)
         except KafkaError as error:
-            # The effects are committed in the database; if the partition moved to another
+            # The effects are committed in the database; if a partition moved to another
             # member meanwhile, that member receives these records again and skips them by
             # their recorded ids. Nothing is lost by not committing here.
             log.warning(
                 "consumer.commit_failed",
-                topic=partition.topic,
-                partition=partition.partition,
+                partitions=[f"{partition.topic}-{partition.partition}" for partition in offsets],
                 error=repr(error),
                 next_step="records will be redelivered and skipped as duplicates",
             )
             return
-        self._positions[partition] = next_offset
+        self._positions.update(offsets)
         metrics.CONSUMER_BATCH_DURATION.observe(time.perf_counter() - started)
         log.info(
             "consumer.batch_committed",
-            topic=partition.topic,
-            partition=partition.partition,
             records=len(records),
-            next_offset=next_offset,
+            partitions=len(offsets),
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 

@@ -82,6 +82,8 @@ def create_consumer(
         heartbeat_interval_ms=max(consumer.session_timeout_ms // 10, 500),
         max_poll_interval_ms=consumer.max_poll_interval_ms,
         max_poll_records=consumer.max_batch_records,
+        fetch_min_bytes=consumer.fetch_min_bytes,
+        fetch_max_wait_ms=consumer.fetch_max_wait_ms,
     )
 
 

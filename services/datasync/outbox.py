@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -247,8 +247,8 @@ class OutboxRelay:
 
         published_ids = [row["id"] for row in rows]
         await connection.execute("delete from outbox where id = any($1::bigint[])", published_ids)
-        for row in rows:
-            metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+        for topic, count in Counter(row["topic"] for row in rows).items():
+            metrics.OUTBOX_PUBLISHED.labels(topic).inc(count)
         log.debug(
             "outbox.batch_published",
             rows=len(rows),
@@ -265,7 +265,9 @@ async def _backlog(connection: asyncpg.Connection) -> tuple[int, float]:
     return int(row[0]), float(row[1])
 
 
-def _json(value: Any) -> list[list[str]]:
+_HEADERS = msgspec.json.Decoder(list[tuple[str, str]])
+
+
+def _json(value: Any) -> list[tuple[str, str]]:
     # asyncpg returns jsonb as text unless a codec is registered on the connection.
-    decoded: list[list[str]] = json.loads(value) if isinstance(value, str) else value
-    return decoded
+    return _HEADERS.decode(value) if isinstance(value, str) else value

@@ -191,6 +191,16 @@ class ConsumerSettings(SettingsGroup, frozen=True):
     max_batch_records: int = 500
     """Records handled in one database transaction and one offset commit."""
 
+    fetch_min_bytes: int = 32_768
+    """Bytes the broker gathers before it answers a fetch (about a hundred events), unless
+    `fetch_max_wait_ms` passes first. Answering every record on its own made each consumer,
+    the broker and PostgreSQL spend as much CPU at 250 orders/s as at 1,500, in batches of
+    one or two records."""
+
+    fetch_max_wait_ms: int = 20
+    """Longest a fetch waits for `fetch_min_bytes`: what an event may lose in latency so
+    that batches stay large under light load."""
+
     max_attempts: int = 5
     """Attempts for a record whose handler fails before it goes to the dead-letter topic."""
 
