@@ -71,6 +71,9 @@ class WritePool:
                     timeout=self._settings.connect_timeout_s,
                     command_timeout=self._settings.command_timeout_s,
                     server_settings={"application_name": self._application_name},
+                    # The writers take no locks, listen to nothing and set nothing, so the
+                    # default reset (four statements on every release) would only cost.
+                    reset=_keep_session,
                 )
             return self._pool
 
@@ -78,6 +81,10 @@ class WritePool:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """A pool reset that leaves the session as it is."""
 
 
 def is_connection_error(error: BaseException) -> bool:

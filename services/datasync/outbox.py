@@ -179,6 +179,7 @@ class OutboxRelay:
 
     async def _relay(self, connection: asyncpg.Connection, stop: asyncio.Event) -> None:
         poll_s = self._settings.poll_interval_ms / 1000
+        next_reading = 0.0
         while not stop.is_set():
             self._wake.clear()
             publishing = asyncio.ensure_future(self.publish_batch(connection))
@@ -195,11 +196,16 @@ class OutboxRelay:
             if published >= self._settings.batch_size:
                 continue
 
-            count, oldest_age_s = await _backlog(connection)
-            metrics.OUTBOX_BACKLOG.set(count)
-            metrics.OUTBOX_OLDEST_AGE.set(oldest_age_s)
-            if count:
-                continue
+            # A partial batch emptied the outbox as of its read; rows committed since then
+            # have notified, which sets the wake flag. Counting the backlog is only for the
+            # gauges, so it is done once a second rather than after every batch.
+            if time.monotonic() >= next_reading:
+                count, oldest_age_s = await _backlog(connection)
+                metrics.OUTBOX_BACKLOG.set(count)
+                metrics.OUTBOX_OLDEST_AGE.set(oldest_age_s)
+                next_reading = time.monotonic() + 1.0
+                if count:
+                    continue
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             try:
                 await asyncio.wait(waiters, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)

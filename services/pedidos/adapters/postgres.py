@@ -123,8 +123,13 @@ SELECT_STORED = "select id, cliente_id, valor, data from pedidos where id = any(
 async def write_new_pedidos(
     connection: asyncpg.Connection, batch: Sequence[NovoPedido]
 ) -> list[Pedido | None]:
-    """Writes a batch inside the caller's transaction: None for each order stored, the stored
-    order for each whose id was taken (before, or by an earlier item of the same batch)."""
+    """Writes a batch in one statement, atomic without a transaction of its own: None for
+    each order stored, the stored order for each whose id was taken (before, or by an
+    earlier item of the same batch).
+
+    The orders of taken ids are read after that statement committed: a conflicting row of a
+    concurrent transaction makes the insert wait for that transaction, so a row that
+    caused a conflict is committed and visible by then."""
     first_with_id: dict[str, NovoPedido] = {}
     for novo in batch:
         first_with_id.setdefault(novo.pedido.id, novo)
