@@ -38,11 +38,12 @@ fmt: $(STAMP)
 faults: $(STAMP)
 	FAULTS_RUN_ID=$$(date -u +%Y%m%dT%H%M%SZ) $(BIN)/python -m pytest tests/faults --all-faults
 
-## Rebuild rate against Kafka's own consumer, and POST /pedidos against its limits (needs
-## wrk), each measured in one run; results under bench/results/.
+## The benchmark suite (the pipeline against the limits of its parts, about 10 minutes) and
+## the rebuild rate; results under bench/results/, read in docs/performance.md.
 bench: $(STAMP)
+	bash bench/tools.sh
+	$(BIN)/python bench/suite.py
 	$(BIN)/python bench/rebuild_rate.py
-	$(BIN)/python bench/api_limits.py
 
 ## Load the Northwind customers and orders into a running stack through its REST APIs.
 ## IMPORT_ARGS passes options on, e.g. IMPORT_ARGS="--pedidos-url http://127.0.0.1:3700".

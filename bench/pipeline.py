@@ -1,0 +1,237 @@
+"""The whole data-sync stack run for a benchmark: servers, service processes, and readings.
+
+Starts PostgreSQL and one Kafka broker in a scratch directory on free loopback ports, then
+each service process on its own, so a benchmark can time start-ups, stop a stage to let a
+backlog build, start it alone, and read CPU and memory of every process by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from datasync.local import LocalKafka
+from datasync.stack import (
+    Infrastructure,
+    ProcessSpec,
+    migrate,
+    monitor_targets,
+    process_specs,
+    service_env,
+    start_infrastructure,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+KAFKA_LIBS = REPO / ".data" / "kafka-libs"
+
+
+def free_port(*, pair: bool = False) -> int:
+    """A free loopback port; with `pair`, one whose next port is free too (Kafka's
+    controller listens beside its broker)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    """A process and its live children; empty once it has exited."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _sum_over_tree(pid: int, reading: Callable[[psutil.Process], float]) -> float:
+    total = 0.0
+    for member in _tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += reading(member)
+    return total
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live children."""
+    return _sum_over_tree(pid, lambda member: sum(member.cpu_times()[:2]))
+
+
+def process_tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children, in MiB. PostgreSQL's backends share
+    their buffers, so for it this over-counts; for the Python services it is exact."""
+    return _sum_over_tree(pid, lambda member: member.memory_info().rss) / 2**20
+
+
+@dataclass
+class ServiceProcess:
+    spec: ProcessSpec
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    ready_after_s: float | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.spec.name} is not running"
+        return self.process.pid
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.spec.service, self.spec.command],
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        self.started_at = time.monotonic()
+        self.ready_after_s = None
+
+    def wait_ready(self, client: httpx.Client, timeout_s: float = 60.0) -> float:
+        """Seconds from the start of the process until `/health/ready` answered 200."""
+        url = f"http://127.0.0.1:{self.spec.port}/health/ready"
+        deadline = self.started_at + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.spec.name} exited; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url, timeout=1.0).status_code == 200:
+                    self.ready_after_s = time.monotonic() - self.started_at
+                    return self.ready_after_s
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.spec.name} not ready in {timeout_s} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass
+class Pipeline:
+    """PostgreSQL, Kafka and every service process of the stack, for one benchmark run."""
+
+    scratch: Path
+    port_offset: int
+    infrastructure: Infrastructure | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start_servers(self) -> None:
+        out = io.StringIO()
+        self.infrastructure = start_infrastructure(
+            self.scratch,
+            {},
+            postgres_port=free_port(),
+            kafka_port=free_port(pair=True),
+            brokers=1,
+            kafka_libs=KAFKA_LIBS,
+            out=out,
+        )
+        log_dir = self.scratch / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        # The defaults a user runs with: info logs, one line per request, into files.
+        base_env = {**os.environ, "APP_ENV": "dev"}
+        base_env.pop("LOG_LEVEL", None)
+        migrate(self.infrastructure, base_env, log_dir)
+        specs = process_specs(self.port_offset)
+        targets = monitor_targets(specs)
+        for spec in specs:
+            self.services[spec.name] = ServiceProcess(
+                spec=spec,
+                env=service_env(base_env, spec, self.infrastructure, targets=targets),
+                log_path=log_dir / f"{spec.name}.log",
+            )
+
+    @property
+    def servers(self) -> Infrastructure:
+        assert self.infrastructure is not None
+        return self.infrastructure
+
+    @property
+    def broker(self) -> LocalKafka:
+        return self.servers.brokers[0]
+
+    def database_url(self, service: str) -> str:
+        return self.servers.database_urls[service]
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.services[name].spec.port}"
+
+    def start(self, names: list[str], client: httpx.Client) -> dict[str, float]:
+        """Starts processes together; returns each one's seconds until ready."""
+        for name in names:
+            self.services[name].start()
+        return {name: round(self.services[name].wait_ready(client), 3) for name in names}
+
+    def stop(self, names: list[str]) -> None:
+        for name in names:
+            self.services[name].stop()
+
+    def running(self) -> list[str]:
+        return [name for name, service in self.services.items() if service.process is not None]
+
+    def pids(self) -> dict[str, int]:
+        """Every process to account for: the running services, PostgreSQL and Kafka."""
+        found = {name: self.services[name].pid for name in self.running()}
+        if self.servers.postgres is not None and self.servers.postgres.pid:
+            found["postgres"] = self.servers.postgres.pid
+        if self.broker.pid:
+            found["kafka"] = self.broker.pid
+        return found
+
+    def close(self) -> None:
+        self.stop(self.running())
+        if self.infrastructure is not None:
+            self.infrastructure.stop()
+
+
+def this_process_cpu_s() -> float:
+    """CPU seconds of this process alone: its children are the services, counted apart."""
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+@contextlib.contextmanager
+def cpu_of(pids: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Measures the CPU seconds each process spends inside the block, and the wall time.
+    This process, when listed, counts without its children (the services, oha)."""
+
+    def reading_of(pid: int) -> float:
+        return this_process_cpu_s() if pid == os.getpid() else process_tree_cpu_s(pid)
+
+    before = {name: reading_of(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    reading: dict[str, Any] = {}
+    yield reading
+    reading["wall_s"] = round(time.monotonic() - started, 3)
+    reading["cpu_s"] = {
+        name: round(reading_of(pid) - before[name], 3) for name, pid in pids.items()
+    }

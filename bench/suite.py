@@ -1,0 +1,655 @@
+"""The benchmark suite: the whole pipeline against the limits of its parts, in one run.
+
+    make bench          # or: .venv/bin/python bench/suite.py [--step-seconds 10]
+
+Needs `oha` (`bench/tools.sh` installs it). Everything shares this machine's cores, so every
+figure is read in the same run as the limit it is compared with, together with the CPU
+seconds each process spent, the load generator's included. In order:
+
+1. Limits, with no service running: the load generator against a trivial endpoint; `R_http`
+   (Litestar decoding and answering the real order, no database); `R_asyncpg` and
+   `R_pgbench` (the service's write, one order per transaction, `synchronous_commit` on);
+   Kafka's own producer and consumer perf tools and a bare aiokafka loop, at our event size.
+2. Start-up: each service process started alone, timed until `/health/ready` answers; then
+   the memory of each, idle.
+3. Each stage alone on a backlog: `POST /pedidos` at saturation fills the outbox with every
+   downstream stage stopped; then the pedidos relay, the clientes consumer (enrichment), the
+   clientes relay and the reports consumer each run alone until their backlog is gone.
+4. Open-model steps: oha sends at a fixed rate whether answers are slow or not (latency
+   corrected for coordinated omission), stepping up until the pipeline no longer keeps up.
+   Each step records HTTP percentiles, order-to-report latency (a probe order every 200 ms
+   to a customer of its own, polled on `/reports/clientes/<id>`), CPU and peak memory of
+   every process, the backlog left at the end, and commits per WAL flush.
+
+Writes `bench/results/suite-<time>.json`, `.md` and `.png` plots (`bench/report.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import limits
+import report
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from limits import oha_binary
+from pipeline import Pipeline, cpu_of, free_port, process_tree_rss_mib
+
+from datasync import events
+from datasync.local import ensure_topics
+from datasync.stack import process_specs, topic_partitions
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+LOAD_CLIENTES = 500
+CONNECTIONS = 64
+"""Connections of the load generator: enough that a fixed rate is never held back by
+answers in flight at these latencies, as few as keep the servers' per-connection cost low."""
+
+LINES_PER_REQUEST = 100
+"""Body lines per request sent: with lines picked at random, about 0.5 % repeats."""
+
+DOWNSTREAM = ["pedidos-relay", "clientes-consumer", "clientes-relay", "reports-consumer"]
+
+
+def order_bodies(path: Path, count: int, *, prefix: str) -> Path:
+    """One order per line, every id new, customers spread over the load customers.
+
+    oha picks a line at random for each request, so a file must hold many more lines than
+    requests for repeats to stay rare (a repeat is answered 200 and counted apart); callers
+    ask for `LINES_PER_REQUEST` lines a request."""
+    with path.open("w") as out:
+        for n in range(count):
+            cliente = f"B{n % LOAD_CLIENTES:04d}"
+            valor = f"{n % 5000 + 1}.{n % 100:02d}"
+            out.write(f'{{"id": "{prefix}-{n}", "cliente-id": "{cliente}", "valor": {valor}}}\n')
+    return path
+
+
+def oha(
+    url: str,
+    *,
+    bodies: Path | None,
+    seconds: float | None = None,
+    requests: int | None = None,
+    rate: float | None = None,
+    connections: int = CONNECTIONS,
+) -> dict[str, Any]:
+    """Runs oha, returning its figures and its own CPU seconds (from the kernel's rusage)."""
+    command = [oha_binary(), "--no-tui", "--output-format", "json", "-c", str(connections)]
+    if seconds is not None:
+        # Requests in flight at the deadline are awaited, not counted as errors.
+        command += ["-z", f"{seconds}s", "-w"]
+    if requests is not None:
+        command += ["-n", str(requests)]
+    if rate is not None:
+        command += ["-q", str(rate), "--latency-correction"]
+    if bodies is not None:
+        command += ["-m", "POST", "-T", "application/json", "-Z", str(bodies)]
+    command.append(url)
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        raw = json.loads(output.read())
+    if process.returncode != 0:
+        raise RuntimeError(f"oha exited with {process.returncode}")
+    latency = raw["metrics"]["latency_ms"]
+    statuses = dict(raw["statusCodeDistribution"])
+    return {
+        "requests_per_s": round(raw["summary"]["requestsPerSec"], 1),
+        "p50_ms": latency["p50"],
+        "p95_ms": round(raw["latencyPercentiles"]["p95"] * 1000, 3),
+        "p99_ms": latency["p99"],
+        "max_ms": latency["max"],
+        "statuses": statuses,
+        "errors": raw["errorDistribution"],
+        "loadgen_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# database readings
+# --------------------------------------------------------------------------------------
+
+
+async def scalar(url: str, query: str) -> Any:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+def count(url: str, table: str) -> int:
+    # The table names are this file's own constants, never input.
+    return int(asyncio.run(scalar(url, f"select count(*) from {table}")))  # noqa: S608
+
+
+WAL_READING = """
+select
+    (select coalesce(sum(fsyncs), 0) from pg_stat_io where object = 'wal') as fsyncs,
+    (select sum(xact_commit) from pg_stat_database) as commits
+"""
+
+
+async def wal_reading(superuser_url: str) -> dict[str, int]:
+    connection = await asyncpg.connect(superuser_url)
+    try:
+        # Statistics reach the shared views when a backend flushes them, about once a second.
+        await asyncio.sleep(1.2)
+        row = await connection.fetchrow(WAL_READING)
+    finally:
+        await connection.close()
+    assert row is not None
+    return {"fsyncs": int(row["fsyncs"]), "commits": int(row["commits"])}
+
+
+CONSUMER_GROUPS = {
+    "clientes-enriquecimento": [events.TOPIC_PEDIDOS],
+    "reports-views": [
+        events.TOPIC_PEDIDOS,
+        events.TOPIC_PEDIDOS_ENRIQUECIDOS,
+        events.TOPIC_CLIENTES,
+    ],
+}
+
+
+async def behind(pipeline: Pipeline) -> int:
+    """Work accepted but not yet in the reports: rows in both outboxes plus the records the
+    consumer groups have not committed."""
+    pending = 0
+    for service in ("pedidos", "clientes"):
+        pending += int(await scalar(pipeline.database_url(service), "select count(*) from outbox"))
+    bootstrap = pipeline.broker.bootstrap_servers
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await reader.start()
+    try:
+        for group, topics in CONSUMER_GROUPS.items():
+            committed = await admin.list_consumer_group_offsets(group)
+            partitions = [
+                TopicPartition(topic, number)
+                for topic in topics
+                for number in reader.partitions_for_topic(topic) or ()
+            ]
+            ends = await reader.end_offsets(partitions)
+            for partition, end in ends.items():
+                done = committed.get(partition)
+                pending += end - (done.offset if done is not None and done.offset >= 0 else 0)
+    finally:
+        await reader.stop()
+        await admin.close()
+    return pending
+
+
+def group_commit_totals(client: httpx.Client, url: str) -> tuple[float, float]:
+    """Orders and transactions of the pedidos group commit so far, from its metrics."""
+    text = client.get(f"{url}/metrics").text
+    found = {
+        name: float(value)
+        for name, value in re.findall(
+            r'^datasync_group_commit_batch_items_(sum|count)\{writer="pedidos"\} (\S+)$',
+            text,
+            re.MULTILINE,
+        )
+    }
+    return found.get("sum", 0.0), found.get("count", 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# phases
+# --------------------------------------------------------------------------------------
+
+
+def measure_limits(pipeline: Pipeline, scratch: Path, seconds: float) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    found["loadgen_ceiling"] = limits.loadgen_ceiling(seconds=seconds, connections=CONNECTIONS)
+
+    # The service's write needs the service's tables; a database of its own keeps these rows
+    # out of the pipeline measured later.
+    postgres = pipeline.servers.postgres
+    assert postgres is not None
+    url = postgres.ensure_database("limits", owner="limits", password="limits")
+    subprocess.run(
+        [sys.executable, "-m", "pedidos", "migrate"],
+        env={**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "warning"},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pids = {"postgres": postgres.pid or 0, "bench": os.getpid()}
+    with cpu_of(pids) as reading:
+        rate = asyncio.run(limits.asyncpg_rate(url, seconds=int(seconds), connections=CONNECTIONS))
+    found["r_asyncpg"] = {"per_s": round(rate, 1), **reading}
+    found["r_pgbench"] = limits.r_pgbench(
+        postgres.superuser_url(), url, seconds=seconds, clients=CONNECTIONS
+    )
+
+    app_dir = scratch / "http-only"
+    app_dir.mkdir(exist_ok=True)
+    (app_dir / "http_only.py").write_text(limits.HTTP_ONLY_APP)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "http_only:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(app_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        limits.wait_for_port(port)
+        bodies = order_bodies(scratch / "http-only.txt", 1_000, prefix="h")
+        with cpu_of({"server": server.pid}) as reading:
+            figures = oha(f"http://127.0.0.1:{port}/pedidos", bodies=bodies, seconds=seconds)
+        found["r_http"] = {**figures, **reading}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    size = limits.real_event_size()
+    bootstrap = pipeline.broker.bootstrap_servers
+    partitions = topic_partitions()[events.TOPIC_PEDIDOS]
+    asyncio.run(ensure_topics(bootstrap, {"bench-perf": partitions, "bench-aiokafka": partitions}))
+    found["event_size_bytes"] = size
+    found["kafka_perf"] = limits.kafka_perf(
+        lib_dir=pipeline.broker.lib_dir,
+        bootstrap_servers=bootstrap,
+        topic="bench-perf",
+        record_size=size,
+        records=500_000,
+        broker_pid=pipeline.broker.pid,
+    )
+    found["bare_aiokafka"] = limits.bare_aiokafka(
+        bootstrap_servers=bootstrap, topic="bench-aiokafka", record_size=size, records=100_000
+    )
+    return found
+
+
+def seed_clientes(client: httpx.Client, url: str, ids: list[str]) -> None:
+    for cliente_id in ids:
+        response = client.post(
+            f"{url}/clientes",
+            json={"id": cliente_id, "nome": f"Cliente {cliente_id}", "pais": "Brasil"},
+        )
+        response.raise_for_status()
+
+
+def drain_rate(
+    read_count: Any, *, target: int, timeout_s: float = 600.0, settle_s: float = 3.0
+) -> dict[str, Any]:
+    """Samples a growing (or shrinking) count until it reaches `target` or stops moving;
+    the rate is taken from its first change to its last."""
+    first_value = read_count()
+    first_change: tuple[float, int] | None = None
+    last_change = (time.monotonic(), first_value)
+    deadline = time.monotonic() + timeout_s
+    value = first_value
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read_count()
+        now = time.monotonic()
+        if value != last_change[1]:
+            if first_change is None:
+                first_change = last_change
+            last_change = (now, value)
+        if value == target or (first_change and now - last_change[0] > settle_s):
+            break
+    if first_change is None:
+        return {"per_s": 0.0, "moved": 0, "reached_target": value == target}
+    moved = abs(last_change[1] - first_change[1])
+    seconds = max(last_change[0] - first_change[0], 1e-6)
+    return {
+        "per_s": round(moved / seconds, 1),
+        "moved": moved,
+        "seconds": round(seconds, 3),
+        "reached_target": value == target,
+    }
+
+
+def measure_stages(
+    pipeline: Pipeline, client: httpx.Client, scratch: Path, backlog: int
+) -> dict[str, Any]:
+    """Each stage alone on a backlog of `backlog` orders, the others stopped."""
+    pedidos_db = pipeline.database_url("pedidos")
+    clientes_db = pipeline.database_url("clientes")
+    reports_db = pipeline.database_url("reports")
+    stages: dict[str, Any] = {}
+    pipeline.stop(DOWNSTREAM)
+
+    bodies = order_bodies(
+        scratch / "backlog.txt", backlog * LINES_PER_REQUEST, prefix=f"s{uuid.uuid4().hex[:6]}"
+    )
+    pids = pipeline.pids()
+    with cpu_of(pids) as reading:
+        stages["post_pedidos"] = oha(
+            f"{pipeline.url('pedidos-api')}/pedidos", bodies=bodies, requests=backlog
+        )
+    stages["post_pedidos"].update(reading)
+    created = stages["post_pedidos"]["statuses"].get("201", 0)
+
+    def timed_alone(name: str, read: Any, target: int) -> dict[str, Any]:
+        pipeline.start([name], client)
+        with cpu_of(pipeline.pids()) as usage:
+            figures = drain_rate(read, target=target)
+        return {**figures, **usage}
+
+    stages["pedidos_relay"] = timed_alone(
+        "pedidos-relay", lambda: count(pedidos_db, "outbox"), target=0
+    )
+    already = count(clientes_db, "processed_events")
+    stages["clientes_consumer"] = timed_alone(
+        "clientes-consumer",
+        lambda: count(clientes_db, "processed_events"),
+        target=already + created,
+    )
+    stages["clientes_relay"] = timed_alone(
+        "clientes-relay", lambda: count(clientes_db, "outbox"), target=0
+    )
+    already = count(reports_db, "processed_events")
+    pending = created * 2  # each order reaches reports twice: as placed, and enriched
+    stages["reports_consumer"] = timed_alone(
+        "reports-consumer",
+        lambda: count(reports_db, "processed_events"),
+        target=already + pending,
+    )
+    return stages
+
+
+class Prober:
+    """Sends one order every `interval_s` to a customer of its own and times how long it
+    takes to appear in that customer's report."""
+
+    def __init__(self, pedidos_url: str, reports_url: str, clientes: list[str]) -> None:
+        self._pedidos_url = pedidos_url
+        self._reports_url = reports_url
+        self._clientes = iter(clientes)
+        self.latencies_ms: list[float] = []
+        self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    async def _run(self, interval_s: float = 0.2) -> None:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            probes: set[asyncio.Task[None]] = set()
+            while not self._stop.is_set():
+                cliente = next(self._clientes)
+                task = asyncio.create_task(self._probe(client, cliente))
+                probes.add(task)
+                task.add_done_callback(probes.discard)
+                await asyncio.sleep(interval_s)
+            await asyncio.gather(*probes, return_exceptions=True)
+
+    async def _probe(self, client: httpx.AsyncClient, cliente: str) -> None:
+        body = {"id": f"probe-{cliente}", "cliente-id": cliente, "valor": 1.0}
+        sent = time.perf_counter()
+        response = await client.post(f"{self._pedidos_url}/pedidos", json=body)
+        if response.status_code != 201:
+            self.lost += 1
+            return
+        deadline = sent + 30.0
+        while time.perf_counter() < deadline:
+            found = await client.get(f"{self._reports_url}/reports/clientes/{cliente}")
+            if found.status_code == 200 and found.json()["pedidos"] >= 1:
+                self.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                return
+            # Every 10 ms: finer polling would load the reports API more than it sharpens
+            # the percentiles.
+            await asyncio.sleep(0.01)
+        self.lost += 1
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 1)
+
+
+class MemoryWatch:
+    """The peak resident memory of each process while the block runs, sampled every 0.5 s."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self.peak_mib: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for name, pid in self._pids.items():
+                self.peak_mib[name] = max(self.peak_mib[name], process_tree_rss_mib(pid))
+
+
+def open_model_steps(
+    pipeline: Pipeline,
+    client: httpx.Client,
+    scratch: Path,
+    *,
+    rates: list[int],
+    seconds: float,
+    probe_clientes: list[str],
+) -> list[dict[str, Any]]:
+    postgres = pipeline.servers.postgres
+    assert postgres is not None
+    superuser_url = postgres.superuser_url()
+    probes = iter(probe_clientes)
+    steps: list[dict[str, Any]] = []
+    misses = 0
+    for rate in rates:
+        bodies = order_bodies(
+            scratch / f"step-{rate}.txt",
+            int(rate * seconds * LINES_PER_REQUEST),
+            prefix=f"r{rate}-{uuid.uuid4().hex[:4]}",
+        )
+        step_probes = [next(probes) for _ in range(int(seconds / 0.2) + 10)]
+        wal_before = asyncio.run(wal_reading(superuser_url))
+        orders_before, batches_before = group_commit_totals(client, pipeline.url("pedidos-api"))
+        pids = {**pipeline.pids(), "bench": os.getpid()}
+        with (
+            MemoryWatch(pipeline.pids()) as memory,
+            Prober(pipeline.url("pedidos-api"), pipeline.url("reports-api"), step_probes) as probe,
+            cpu_of(pids) as usage,
+        ):
+            http = oha(
+                f"{pipeline.url('pedidos-api')}/pedidos", bodies=bodies, seconds=seconds, rate=rate
+            )
+        backlog_at_end = asyncio.run(behind(pipeline))
+        orders_after, batches_after = group_commit_totals(client, pipeline.url("pedidos-api"))
+        wal_after = asyncio.run(wal_reading(superuser_url))
+
+        drained = drain_rate(lambda: asyncio.run(behind(pipeline)), target=0, timeout_s=120.0)
+        fsyncs = wal_after["fsyncs"] - wal_before["fsyncs"]
+        commits = wal_after["commits"] - wal_before["commits"]
+        batches = batches_after - batches_before
+        accepted = sum(n for code, n in http["statuses"].items() if code == "201")
+        total_cpu = sum(usage["cpu_s"].values()) + http["loadgen_cpu_s"]
+        step = {
+            "offered_per_s": rate,
+            "http": http,
+            "accepted_per_s": round(accepted / seconds, 1),
+            "order_to_report_ms": {
+                "p50": percentile(probe.latencies_ms, 0.50),
+                "p95": percentile(probe.latencies_ms, 0.95),
+                "p99": percentile(probe.latencies_ms, 0.99),
+                "max": round(max(probe.latencies_ms), 1) if probe.latencies_ms else None,
+                "probes": len(probe.latencies_ms),
+                "lost": probe.lost,
+            },
+            "backlog_at_end": backlog_at_end,
+            "drain_after_step": drained,
+            "cpu_s": {**usage["cpu_s"], "oha": http["loadgen_cpu_s"]},
+            "wall_s": usage["wall_s"],
+            "cpu_ms_per_order": round(total_cpu * 1000 / max(accepted, 1), 3),
+            "cpu_busy_share": round(total_cpu / (usage["wall_s"] * (os.cpu_count() or 1)), 3),
+            "peak_rss_mib": {name: round(mib, 1) for name, mib in memory.peak_mib.items()},
+            "wal": {
+                "commits": commits,
+                "fsyncs": fsyncs,
+                "commits_per_flush": round(commits / fsyncs, 2) if fsyncs else None,
+                "orders_per_pedidos_commit": (
+                    round((orders_after - orders_before) / batches, 2) if batches else None
+                ),
+            },
+        }
+        # Kept up: answered at the offered rate without errors, and the pipeline behind it
+        # held no more than about a second of orders at the end of the step.
+        step["kept_up"] = bool(
+            step["accepted_per_s"] >= 0.97 * rate
+            and not http["errors"]
+            and backlog_at_end <= max(rate, 200)
+        )
+        steps.append(step)
+        print(
+            f"  {rate}/s: accepted {step['accepted_per_s']}/s, p99 {http['p99_ms']} ms, "
+            f"to report p99 {step['order_to_report_ms']['p99']} ms, "
+            f"backlog {backlog_at_end}, kept up: {step['kept_up']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        misses = 0 if step["kept_up"] else misses + 1
+        if misses == 2:
+            break
+    return steps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--step-seconds", type=float, default=10.0)
+    parser.add_argument("--limit-seconds", type=float, default=8.0)
+    parser.add_argument("--backlog", type=int, default=20_000)
+    parser.add_argument(
+        "--rates",
+        default="250,500,750,1000,1250,1500,1600,1700,1800,1900,2000,2200,2400",
+        help="offered orders/s of the open-model steps, in order",
+    )
+    arguments = parser.parse_args()
+    rates = [int(rate) for rate in arguments.rates.split(",")]
+    oha_binary()
+
+    started = dt.datetime.now(dt.UTC)
+    run: dict[str, Any] = {
+        "benchmark": "suite",
+        "when": started.isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "settings": vars(arguments),
+    }
+    with tempfile.TemporaryDirectory(prefix="datasync-suite-") as scratch_name:
+        scratch = Path(scratch_name)
+        pipeline = Pipeline(scratch, port_offset=free_offset())
+        try:
+            print("starting PostgreSQL and Kafka", file=sys.stderr, flush=True)
+            pipeline.start_servers()
+            print("measuring the limits", file=sys.stderr, flush=True)
+            run["limits"] = measure_limits(pipeline, scratch, arguments.limit_seconds)
+
+            with httpx.Client(timeout=10.0) as client:
+                print("starting the services one by one", file=sys.stderr, flush=True)
+                run["startup_s"] = {
+                    name: pipeline.start([name], client)[name] for name in pipeline.services
+                }
+                time.sleep(5)
+                run["idle_rss_mib"] = {
+                    name: round(process_tree_rss_mib(pid), 1)
+                    for name, pid in pipeline.pids().items()
+                }
+                probe_clientes = [f"E{n:05d}" for n in range(len(rates) * 80)]
+                seed_clientes(
+                    client,
+                    pipeline.url("clientes-api"),
+                    [f"B{n:04d}" for n in range(LOAD_CLIENTES)] + probe_clientes,
+                )
+
+                print("measuring each stage alone on a backlog", file=sys.stderr, flush=True)
+                run["stages"] = measure_stages(pipeline, client, scratch, arguments.backlog)
+
+                print("open-model steps", file=sys.stderr, flush=True)
+                run["steps"] = open_model_steps(
+                    pipeline,
+                    client,
+                    scratch,
+                    rates=rates,
+                    seconds=arguments.step_seconds,
+                    probe_clientes=probe_clientes,
+                )
+        finally:
+            pipeline.close()
+
+    run["summary"] = report.summarize(run)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"suite-{started:%Y%m%dT%H%M%SZ}"
+    stem.with_suffix(".json").write_text(json.dumps(run, indent=2) + "\n")
+    markdown = report.markdown(run)
+    stem.with_suffix(".md").write_text(markdown)
+    report.plots(run, stem)
+    print(markdown)
+    print(f"written to {stem.relative_to(REPO)}.json, .md and -*.png")
+    return 0
+
+
+def free_offset() -> int:
+    """A port offset at which every service port of the stack is free."""
+    for offset in range(20_000, 40_000, 137):
+        with contextlib.ExitStack() as stack:
+            try:
+                for spec in process_specs(offset):
+                    probe = stack.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", spec.port))
+            except OSError:
+                continue
+            return offset
+    raise RuntimeError("no free port range for the services")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
