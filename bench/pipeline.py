@@ -73,8 +73,9 @@ def _sum_over_tree(pid: int, reading: Callable[[psutil.Process], float]) -> floa
 
 
 def process_tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its live children."""
-    return _sum_over_tree(pid, lambda member: sum(member.cpu_times()[:2]))
+    """CPU seconds (user + system) of a process and its children, the ones that exited and
+    were reaped included (PostgreSQL's backends of closed connections)."""
+    return _sum_over_tree(pid, lambda member: sum(member.cpu_times()[:4]))
 
 
 def process_tree_rss_mib(pid: int) -> float:
@@ -141,6 +142,9 @@ class Pipeline:
 
     scratch: Path
     port_offset: int
+    log_level: str | None = None
+    """None runs the services at their default level (info); a benchmark of the cost of
+    logging may set another."""
     infrastructure: Infrastructure | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -160,6 +164,8 @@ class Pipeline:
         # The defaults a user runs with: info logs, one line per request, into files.
         base_env = {**os.environ, "APP_ENV": "dev"}
         base_env.pop("LOG_LEVEL", None)
+        if self.log_level is not None:
+            base_env["LOG_LEVEL"] = self.log_level
         migrate(self.infrastructure, base_env, log_dir)
         specs = process_specs(self.port_offset)
         targets = monitor_targets(specs)
