@@ -4,13 +4,21 @@ Context such as the request id, topic, partition and offset is bound with
 `structlog.contextvars` for the duration of one request or one record and cleared after, so
 every line written meanwhile carries it. Library loggers (uvicorn, aiokafka, SQLAlchemy) go
 through the same processors, so the output has one format.
+
+Lines are rendered and written by a thread of their own: the event loop only queues the
+record, so a slow disk (the one PostgreSQL flushes its WAL to, on a laptop) never stalls
+requests. The queue is drained when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 import time
+from typing import Any
 
 import structlog
 
@@ -44,7 +52,6 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         settings.format == "auto" and not sys.stderr.isatty()
     )
     shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -62,6 +69,7 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         # whole chain (time stamp, context, rendering) before logging drops it.
         processors=[
             structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -72,7 +80,9 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # Library records are formatted in the writer thread, where the request's context
+        # variables are not set: the context captured when they were queued is merged.
+        foreign_pre_chain=[_merge_queued_context, *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             renderer,
@@ -81,7 +91,7 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_WRITER.start(handler)]
     root.setLevel(settings.level.upper())
 
     # Access logs are replaced by our own request summary line; aiokafka's INFO lines about
@@ -95,3 +105,51 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     handler.addFilter(RepeatFilter(prefix="aiokafka", window_s=10.0))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+_CONTEXT_ATTRIBUTE = "datasync_context"
+
+
+class _ContextQueueHandler(logging.handlers.QueueHandler):
+    """Queues records as they are, with the caller's context variables: the formatter in
+    the writer thread renders them, where the standard handler would render them here."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        setattr(record, _CONTEXT_ATTRIBUTE, structlog.contextvars.get_contextvars())
+        return record
+
+
+def _merge_queued_context(
+    logger: Any, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    record = event_dict.get("_record")
+    context = getattr(record, _CONTEXT_ATTRIBUTE, None) or {}
+    return {**context, **event_dict}
+
+
+class _LogWriter:
+    """The thread that renders and writes every record of the process, one at a time."""
+
+    def __init__(self) -> None:
+        self._listener: logging.handlers.QueueListener | None = None
+
+    def start(self, handler: logging.Handler) -> logging.Handler:
+        """Starts (again, after a reconfiguration) writing through `handler`; returns the
+        handler that feeds it."""
+        self.stop()
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        self._listener = logging.handlers.QueueListener(
+            records, handler, respect_handler_level=True
+        )
+        self._listener.start()
+        return _ContextQueueHandler(records)
+
+    def stop(self) -> None:
+        """Writes what is queued, then ends the thread."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+
+_WRITER = _LogWriter()
+atexit.register(_WRITER.stop)
