@@ -316,7 +316,7 @@ def drain_rate(
     deadline = time.monotonic() + timeout_s
     value = first_value
     while time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.02)
         value = read_count()
         now = time.monotonic()
         if value != last_change[1]:
@@ -359,9 +359,13 @@ def measure_stages(
     created = stages["post_pedidos"]["statuses"].get("201", 0)
 
     def timed_alone(name: str, read: Any, target: int) -> dict[str, Any]:
-        pipeline.start([name], client)
-        with cpu_of(pipeline.pids()) as usage:
+        # Sampling starts with the process, not once it is ready: a stage may drain much
+        # of its backlog before its readiness probe first answers.
+        service = pipeline.services[name]
+        service.start()
+        with cpu_of({**pipeline.pids(), name: service.pid}) as usage:
             figures = drain_rate(read, target=target)
+        service.wait_ready(client)
         return {**figures, **usage}
 
     stages["pedidos_relay"] = timed_alone(
@@ -561,9 +565,18 @@ def open_model_steps(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--step-seconds", type=float, default=10.0)
-    parser.add_argument("--limit-seconds", type=float, default=8.0)
-    parser.add_argument("--backlog", type=int, default=20_000)
+    parser.add_argument(
+        "--step-seconds", type=float, default=10.0, help="length of each open-model step"
+    )
+    parser.add_argument(
+        "--limit-seconds", type=float, default=8.0, help="length of each limit measurement"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=20_000,
+        help="orders sent before each stage is measured alone on them",
+    )
     parser.add_argument(
         "--rates",
         default="250,500,750,1000,1250,1500,1600,1700,1800,1900,2000,2200,2400",
@@ -577,7 +590,8 @@ def main() -> int:
     parser.add_argument(
         "--skip-limits",
         action="store_true",
-        help="skip the limits (for a quick comparison of two settings of the product)",
+        help="skip the limits, for a quick comparison of two settings of the product; "
+        "writes only the JSON, since the verdicts need the limits",
     )
     arguments = parser.parse_args()
     rates = [int(rate) for rate in arguments.rates.split(",")]

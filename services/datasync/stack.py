@@ -341,7 +341,11 @@ def supervise(
     def on_signal(signum: int, _frame: object) -> None:
         raise StopRequestedError(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal or a dropped SSH session must stop the stack, not leave
+    # its servers running without a supervisor.
+    previous = {
+        sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     exit_code = 0
     try:
         for child in children:

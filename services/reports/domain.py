@@ -84,3 +84,6 @@ def validar_periodo(de: dt.date, ate: dt.date) -> None:
         raise InvalidQueryError("de", "must not be after ate")
     if (ate - de).days >= MAX_PERIODO_DIAS:
         raise InvalidQueryError("ate", f"the range may span at most {MAX_PERIODO_DIAS} days")
+    if ate >= dt.date.max:
+        # The query runs up to the day after `ate`, which the calendar must still have.
+        raise InvalidQueryError("ate", f"must be before {dt.date.max.isoformat()}")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -263,3 +264,26 @@ async def test_sigterm_to_every_process_during_load(stack: Stack) -> None:
             await asyncio.to_thread(target.wait_restarted, name, pid)
 
     await run_scenario(stack, "8 SIGTERM to every service process", terminate_all)
+
+
+def test_a_hang_up_stops_the_whole_stack(stack: Stack) -> None:
+    """A closed terminal (SIGHUP to the supervisor) stops every child, servers included,
+    instead of leaving them running without a supervisor and holding their ports."""
+    children = stack.pids()
+    assert stack.process is not None
+
+    stack.process.send_signal(signal.SIGHUP)
+    stack.process.wait(timeout=120)
+
+    alive = {name: pid for name, pid in children.items() if _running(pid)}
+    for pid in alive.values():
+        # Orphans of a failed run are this test's own; they must not outlive it.
+        os.kill(pid, signal.SIGKILL)
+    assert alive == {}, f"left running after SIGHUP: {alive}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -103,6 +103,11 @@ def test_the_longest_period_is_valid() -> None:
     validar_periodo(DIA, ate)
 
 
+def test_a_period_ending_on_the_last_day_of_the_calendar_is_rejected() -> None:
+    with pytest.raises(InvalidQueryError, match=r"^ate: must be before 9999-12-31$"):
+        validar_periodo(dt.date.max, dt.date.max)
+
+
 def test_a_period_one_day_longer_than_the_longest_is_rejected() -> None:
     ate = DIA + dt.timedelta(days=MAX_PERIODO_DIAS)
 
