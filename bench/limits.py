@@ -12,8 +12,9 @@
   outbox row, commit with `synchronous_commit` on), the database's own ceiling for it;
 - `kafka_perf`: Kafka's `ProducerPerformance` (acks=all, idempotent) and then its
   `ConsumerPerformance` over those records, the broker's ceiling with the Java client;
-- `bare_aiokafka`: a bare aiokafka producer and consumer loop on the same kind of records,
-  the ceiling of the Python client the services use.
+- `bare_aiokafka`: a bare aiokafka producer and consumer loop on the relay's own records
+  (a real value, its CloudEvents headers and a customer key), the ceiling of the Python
+  client the services use.
 
 Kafka records are as large as a real `PedidoCriado` (value plus headers). Every figure
 comes with the CPU seconds of each process involved (psutil, before and after), so that a
@@ -184,12 +185,9 @@ def postgres_program(name: str) -> str:
     return on_path
 
 
-def real_event_size() -> int:
-    """Bytes of one real `PedidoCriado` record: its encoded value plus its headers.
-
-    Built from fixed values (a time with microseconds, a typical amount) so that the size
-    is the same on every call; the key (4 bytes) is not counted.
-    """
+def real_event() -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The value and headers of one real `PedidoCriado` record, built from fixed values (a
+    time with microseconds, a typical amount) so that they are the same on every call."""
     payload = events.PedidoCriado(
         id="P00001233",
         cliente_id="C001",
@@ -200,8 +198,13 @@ def real_event_size() -> int:
         events.new_envelope(payload, source="/pedidos", subject=payload.cliente_id),
         time=dt.datetime(2024, 1, 1, 12, 0, 0, 123456, tzinfo=dt.UTC),
     )
-    headers = events.envelope_headers(envelope)
-    value = events.encode_payload(payload)
+    return events.encode_payload(payload), events.envelope_headers(envelope)
+
+
+def real_event_size() -> int:
+    """Bytes of one real `PedidoCriado` record: its encoded value plus its headers; the key
+    (4 bytes) is not counted."""
+    value, headers = real_event()
     return len(value) + sum(len(name.encode()) + len(content) for name, content in headers)
 
 
@@ -708,16 +711,20 @@ async def _bare_aiokafka(
 async def _produce_loop(
     producer: AIOKafkaProducer, topic: str, record_size: int, records: int
 ) -> dict[str, Any]:
-    value = b"x" * record_size
-    # Keyed like the relay's records: aiokafka sends unkeyed records to a random partition
-    # each, which would cut its batches into pieces the product never sees.
+    # The relay's records exactly: the real value and its eight CloudEvents headers (whose
+    # encoding is a good part of the client's work per record), keyed like the relay's,
+    # since aiokafka sends an unkeyed record to a random partition each.
+    value, headers = real_event()
+    assert len(value) + sum(len(name) + len(content) for name, content in headers) == record_size
     keys = [f"C{number:03d}".encode() for number in range(CUSTOMERS)]
     cpu_before = this_process_cpu_s()
     started = time.monotonic()
     deadline = started + KAFKA_PHASE_TIMEOUT_S
     pending = []
     for number in range(records):
-        pending.append(await producer.send(topic, value=value, key=keys[number % CUSTOMERS]))
+        pending.append(
+            await producer.send(topic, value=value, key=keys[number % CUSTOMERS], headers=headers)
+        )
         if len(pending) >= AIOKAFKA_ACK_WINDOW:
             await asyncio.gather(*pending)
             pending.clear()
