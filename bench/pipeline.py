@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import limits
 import psutil
 
 from datasync.local import LocalKafka
@@ -42,9 +43,7 @@ def free_port(*, pair: bool = False) -> int:
     """A free loopback port; with `pair`, one whose next port is free too (Kafka's
     controller listens beside its broker)."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
+        port = limits.free_port()
         if not pair:
             return port
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -75,7 +74,10 @@ def _sum_over_tree(pid: int, reading: Callable[[psutil.Process], float]) -> floa
 def process_tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children, the ones that exited and
     were reaped included (PostgreSQL's backends of closed connections)."""
-    return _sum_over_tree(pid, lambda member: sum(member.cpu_times()[:4]))
+    try:
+        return limits.tree_cpu_s(psutil.Process(pid)) or 0.0
+    except psutil.NoSuchProcess:
+        return 0.0
 
 
 def process_tree_rss_mib(pid: int) -> float:
@@ -219,19 +221,13 @@ class Pipeline:
             self.infrastructure.stop()
 
 
-def this_process_cpu_s() -> float:
-    """CPU seconds of this process alone: its children are the services, counted apart."""
-    times = psutil.Process().cpu_times()
-    return float(times.user + times.system)
-
-
 @contextlib.contextmanager
 def cpu_of(pids: dict[str, int]) -> Iterator[dict[str, Any]]:
     """Measures the CPU seconds each process spends inside the block, and the wall time.
     This process, when listed, counts without its children (the services, oha)."""
 
     def reading_of(pid: int) -> float:
-        return this_process_cpu_s() if pid == os.getpid() else process_tree_cpu_s(pid)
+        return limits.this_process_cpu_s() if pid == os.getpid() else process_tree_cpu_s(pid)
 
     before = {name: reading_of(pid) for name, pid in pids.items()}
     started = time.monotonic()
