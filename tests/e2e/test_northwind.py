@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,8 @@ import httpx
 import pytest
 
 from datasync.importer import import_northwind
-from tests.conftest import KAFKA_LIBS, NORTHWIND, REPO, free_port
+from tests.conftest import KAFKA_LIBS, NORTHWIND, REPO
+from tests.faults.harness import free_kafka_ports, free_listen_port, free_offset
 
 pytestmark = [
     pytest.mark.e2e,
@@ -94,32 +94,6 @@ class Stack:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=120)
         self.output_handle.close()
-
-
-def free_offset() -> int:
-    """An offset that puts every service port (3000-3112) on free ports."""
-    for _ in range(50):
-        offset = free_port() - 3000
-        if offset < 0 or offset + 3112 > 65000:
-            continue
-        try:
-            for port in (3000, 3001, 3002, 3003, 3100, 3101, 3111, 3112):
-                with socket_bound(port + offset):
-                    pass
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free block of ports")
-
-
-def socket_bound(port: int) -> socket.socket:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", port))
-    except OSError:
-        probe.close()
-        raise
-    return probe
 
 
 def start_stack(data_dir: Path, *, offset: int, postgres_port: int, kafka_port: int) -> Stack:
@@ -215,19 +189,11 @@ def load(stack: Stack, *, orders_first: bool) -> Any:
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    return {"offset": free_offset(), "postgres_port": free_port(), "kafka_port": kafka_ports()}
-
-
-def kafka_ports() -> int:
-    """A port whose next port is free too (the controller listens there)."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket_bound(port + 1):
-                return port
-        except OSError:
-            continue
-    raise RuntimeError("no two adjacent free ports")
+    return {
+        "offset": free_offset(),
+        "postgres_port": free_listen_port(),
+        "kafka_port": free_kafka_ports(1),
+    }
 
 
 def test_customers_then_orders_reach_exact_reports_and_survive_a_restart(

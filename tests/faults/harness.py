@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from tests.conftest import KAFKA_LIBS, REPO, free_port
+from tests.conftest import KAFKA_LIBS, REPO
 
 START_TIMEOUT_S = 240.0
 IDLE_TIMEOUT_S = 240.0
@@ -41,25 +41,36 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# Listening ports are taken below Linux's ephemeral range (32768 and up): a port in it can
+# be taken, between our check and the server's bind, as the source port of one of the many
+# client connections the stack opens, and stay taken for that connection's life.
+_FIRST_LISTEN_PORT = 10_000
+_LAST_LISTEN_PORT = 32_000
+
+
+def _free_block(relative_ports: Sequence[int]) -> int:
+    """A base such that base + each of `relative_ports` is free, all below 32000."""
+    span = max(relative_ports)
+    for _ in range(200):
+        base = random.randrange(_FIRST_LISTEN_PORT, _LAST_LISTEN_PORT - span)
+        if all(_port_free(base + port) for port in relative_ports):
+            return base
+    raise RuntimeError("no free block of ports below the ephemeral range")
+
+
+def free_listen_port() -> int:
+    """A free port for a server to listen on, below the ephemeral range."""
+    return _free_block((0,))
+
+
 def free_offset() -> int:
-    for _ in range(100):
-        offset = free_port() - 3000
-        if (
-            offset >= 0
-            and offset + 3112 < 65000
-            and all(_port_free(port + offset) for port in SERVICE_PORTS)
-        ):
-            return offset
-    raise RuntimeError("no free block of ports for the services")
+    """An offset at which every service port of the stack is free."""
+    return _free_block(SERVICE_PORTS)
 
 
 def free_kafka_ports(brokers: int) -> int:
     """A first port such that the 2 x brokers ports from it are free."""
-    for _ in range(100):
-        first = free_port()
-        if first + 2 * brokers < 65000 and all(_port_free(first + n) for n in range(2 * brokers)):
-            return first
-    raise RuntimeError("no free block of ports for Kafka")
+    return _free_block(range(2 * brokers))
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Stack:
     data_dir: Path
     brokers: int = 1
     offset: int = field(default_factory=free_offset)
-    postgres_port: int = field(default_factory=free_port)
+    postgres_port: int = field(default_factory=free_listen_port)
     kafka_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     output: BinaryIO | None = None
