@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,14 +63,6 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _sum_over_tree(pid: int, reading: Callable[[psutil.Process], float]) -> float:
-    total = 0.0
-    for member in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += reading(member)
-    return total
-
-
 def process_tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children, the ones that exited and
     were reaped included (PostgreSQL's backends of closed connections)."""
@@ -83,7 +75,11 @@ def process_tree_cpu_s(pid: int) -> float:
 def process_tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and its children, in MiB. PostgreSQL's backends share
     their buffers, so for it this over-counts; for the Python services it is exact."""
-    return _sum_over_tree(pid, lambda member: member.memory_info().rss) / 2**20
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total / 2**20
 
 
 @dataclass

@@ -80,6 +80,11 @@ class OutboxRow(msgspec.Struct, frozen=True, kw_only=True):
     envelope: events.Envelope
 
 
+def header_rows(envelope: events.Envelope) -> list[list[str]]:
+    """An event's Kafka headers as the outbox stores them: `[name, value]` pairs in JSON."""
+    return [[name, value.decode()] for name, value in events.envelope_headers(envelope)]
+
+
 async def append_many(
     connection: AsyncConnection, table: sa.Table, rows: Sequence[OutboxRow]
 ) -> None:
@@ -95,9 +100,7 @@ async def append_many(
                 "event_id": row.envelope.id,
                 "topic": row.topic,
                 "key": row.key,
-                "headers": [
-                    [name, value.decode()] for name, value in events.envelope_headers(row.envelope)
-                ],
+                "headers": header_rows(row.envelope),
                 "payload": events.encode_payload(row.payload),
             }
             for row in rows

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from datasync import events
 from datasync.group_commit import GroupCommit
-from datasync.outbox import outbox_table
+from datasync.outbox import header_rows, outbox_table
 from datasync.uow import SqlUnitOfWork
 from pedidos.domain import Pedido
 
@@ -177,14 +177,13 @@ class GroupCommitPedidoIntake:
         envelope = events.new_envelope(
             event, source=SOURCE, subject=key, request_id=self._request_id
         )
-        headers = [[name, value.decode()] for name, value in events.envelope_headers(envelope)]
         return await self._writer.submit(
             NovoPedido(
                 pedido=pedido,
                 event_id=envelope.id,
                 topic=topic,
                 key=key,
-                headers=msgspec.json.encode(headers).decode(),
+                headers=msgspec.json.encode(header_rows(envelope)).decode(),
                 payload=events.encode_payload(event),
             )
         )
