@@ -49,13 +49,14 @@ def create_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProdu
 
     Idempotence makes the broker drop the duplicates of internal retries and keeps order per
     partition; `acks=all` means a record is acknowledged only once every in-sync replica has
-    it. A short linger groups the records of one outbox batch into few requests.
+    it. A short linger and large batches send the records of one outbox batch in one request.
     """
     return AIOKafkaProducer(
         **_connection_options(settings, client_id=client_id),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
+        max_batch_size=settings.producer_max_batch_bytes,
     )
 
 

@@ -143,3 +143,39 @@ async def test_the_events_of_one_customer_leave_in_the_order_they_were_written(
 
     versions = [json.loads(record.value)["versao"] for record in published]
     assert versions == list(range(1, 31))
+
+
+async def test_a_full_outbox_batch_goes_to_kafka_in_one_produce_request(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> None:
+    url = fresh_database("clientes")
+    rows = 300
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "insert into outbox (event_id, topic, key, headers, payload)"
+            " select gen_random_uuid(), 'clientes', 'k' || (n % 30), '[]', repeat('x', 300)::bytea"
+            " from generate_series(1, $1) as n",
+            rows,
+        )
+    finally:
+        await connection.close()
+    relay = relay_for(url, kafka, "relay-batch")
+    produce_requests = 0
+    send_request = relay._producer.client.send
+
+    async def counting_send(node_id: int, request: Any, **options: Any) -> Any:
+        nonlocal produce_requests
+        produce_requests += type(request).__name__.startswith("ProduceRequest")
+        return await send_request(node_id, request, **options)
+
+    relay._producer.client.send = counting_send  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await outbox_drained(url)
+    stop.set()
+    await task
+
+    # About 100 records of 350 bytes for each of three partitions: in the library's 16 KiB
+    # batches, three batches a partition, and so three requests one after another.
+    assert produce_requests == 1
