@@ -7,10 +7,13 @@ module wrote.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -223,6 +226,18 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
     assert any(entry["event"] == "consumer.dead_lettered" for entry in logs)
 
 
+@contextlib.contextmanager
+def capture_debug_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every line logged meanwhile, debug lines too, each with its context variables."""
+    wrapper_class = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            yield logs
+    finally:
+        structlog.configure(wrapper_class=wrapper_class)
+
+
 async def test_the_request_id_travels_from_the_request_into_the_events(
     pipeline: Pipeline,
 ) -> None:
@@ -232,7 +247,7 @@ async def test_the_request_id_travels_from_the_request_into_the_events(
 
     pedido_id = unique("p")
 
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+    with capture_debug_logs() as logs:
         await pipeline.pedidos.post(
             "/pedidos",
             json={"id": pedido_id, "cliente-id": cliente_id, "valor": 1},

@@ -68,3 +68,27 @@ def test_lines_below_the_level_are_dropped(log_file: Path) -> None:
     logs._WRITER.stop()
 
     assert lines(log_file) == []
+
+
+def test_an_exception_is_written_with_its_traceback_from_the_writer_thread(
+    log_file: Path,
+) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        structlog.get_logger("datasync.test").exception("test.failed")
+        logging.getLogger("some.library").exception("library failed")
+    logs._WRITER.stop()
+
+    ours, library = lines(log_file)
+
+    assert ours["level"] == "error"
+    assert "ValueError: boom" in ours["exception"]
+    assert "ValueError: boom" in library["exception"]
+
+
+def test_a_value_without_a_json_form_is_written_as_its_repr(log_file: Path) -> None:
+    structlog.get_logger("datasync.test").info("test.odd_value", where=Path("spool"))
+    logs._WRITER.stop()
+
+    assert lines(log_file)[0]["where"] == repr(Path("spool"))
