@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from litestar import Litestar
 
 import clientes.wiring
 import pedidos.wiring
@@ -89,8 +91,20 @@ async def pipeline(
         await each_kit.close()
 
 
-def client_of(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+@contextlib.asynccontextmanager
+async def client_of(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app that runs its start-up and shutdown hooks around the requests,
+    as a server would: pedidos closes its group-commit connections only on shutdown. The
+    hooks are called here, since the app's own lifespan would enter a task group in one
+    task of the fixture and leave it in another."""
+    for hook in app.on_startup:
+        await hook()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        yield client
+    for hook in app.on_shutdown:
+        await hook()
 
 
 async def records_of(bootstrap_servers: str, topic: str, key: str, count: int) -> list[Any]:
