@@ -203,9 +203,11 @@ class ConsumerSettings(SettingsGroup, frozen=True):
     the broker and PostgreSQL spend as much CPU at 250 orders/s as at 1,500, in batches of
     one or two records."""
 
-    fetch_max_wait_ms: int = 20
+    fetch_max_wait_ms: int = 50
     """Longest a fetch waits for `fetch_min_bytes`: what an event may lose in latency so
-    that batches stay large under light load."""
+    that batches stay large under light load. Against 20 ms, at 700 orders/s the two
+    consumers and the clientes relay spent 0.14 ms of CPU less per order, for 20 ms more
+    from order to report at the median."""
 
     max_attempts: int = 5
     """Attempts for a record whose handler fails before it goes to the dead-letter topic."""
