@@ -54,13 +54,23 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "sustained_per_s": sustained["accepted_per_s"] if sustained else 0.0,
     }
     if sustained:
-        product_cpu_ms = (
-            _product_cpu_s(sustained) * 1000 / (sustained["accepted_per_s"] * sustained["wall_s"])
+        orders = sustained["accepted_per_s"] * sustained["wall_s"]
+        product_cpu_ms = _product_cpu_s(sustained) * 1000 / orders
+        # The load generator shares the machine: the product can only have the cores it
+        # leaves. The allowance over every core is kept beside it.
+        loadgen_cores = (
+            sum(sustained["cpu_s"].get(name, 0.0) for name in LOAD_GENERATORS) / sustained["wall_s"]
         )
-        allowed = cores * 1000 / product_cpu_ms
+        allowed = (cores - loadgen_cores) * 1000 / product_cpu_ms
+        allowed_all_cores = cores * 1000 / product_cpu_ms
         summary["product_cpu_ms_per_order"] = round(product_cpu_ms, 3)
+        summary["loadgen_cores_at_sustained"] = round(loadgen_cores, 3)
         summary["cpu_allows_per_s"] = round(allowed, 1)
         summary["sustained_over_cpu_allowance"] = round(sustained["accepted_per_s"] / allowed, 3)
+        summary["cpu_allows_per_s_all_cores"] = round(allowed_all_cores, 1)
+        summary["sustained_over_all_cores_allowance"] = round(
+            sustained["accepted_per_s"] / allowed_all_cores, 3
+        )
         half = sustained["offered_per_s"] / 2
         at_half = min(steps, key=lambda step: abs(step["offered_per_s"] - half))
         summary["half_saturation_step_per_s"] = at_half["offered_per_s"]
@@ -130,7 +140,9 @@ def _verdicts(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
             (
                 "sustained ≥ 85 % of what the CPU per order allows",
                 f"{summary['sustained_over_cpu_allowance']:.0%} of "
-                f"{summary['cpu_allows_per_s']:,.0f}/s",
+                f"{summary['cpu_allows_per_s']:,.0f}/s (of every core: "
+                f"{summary['sustained_over_all_cores_allowance']:.0%} of "
+                f"{summary['cpu_allows_per_s_all_cores']:,.0f}/s)",
                 summary["sustained_over_cpu_allowance"] >= 0.85,
             )
         ]
@@ -176,14 +188,30 @@ def markdown(run: dict[str, Any]) -> str:
         f"| bare aiokafka consumer | {bare['consume']['records_per_s']:,.0f} |",
     ]
 
-    lines += ["", "## Each stage alone on a backlog", "", "| stage | per s |", "| --- | ---: |"]
     lines += [
+        "",
+        "## Each stage alone on a backlog",
+        "",
+        "Steady rate: from a tenth to nine tenths of the backlog moved. In brackets, from the",
+        "first row moved to the last, start-up of the process's clients included.",
+        "",
+        "| stage | per s |",
+        "| --- | ---: |",
         f"| POST /pedidos at saturation | {stages['post_pedidos']['requests_per_s']:,.0f} |",
-        f"| pedidos relay (outbox rows) | {stages['pedidos_relay']['per_s']:,.0f} |",
-        f"| clientes consumer (orders enriched) | {stages['clientes_consumer']['per_s']:,.0f} |",
-        f"| clientes relay (outbox rows) | {stages['clientes_relay']['per_s']:,.0f} |",
-        f"| reports consumer (records) | {stages['reports_consumer']['per_s']:,.0f} |",
     ]
+    for name, label in (
+        ("pedidos_relay", "pedidos relay (outbox rows)"),
+        ("clientes_consumer", "clientes consumer (orders enriched)"),
+        ("clientes_relay", "clientes relay (outbox rows)"),
+        ("reports_consumer", "reports consumer (records)"),
+    ):
+        stage = stages[name]
+        whole = stage.get("first_to_last_per_s")
+        lines.append(
+            f"| {label} | {stage['per_s']:,.0f}"
+            + (f" ({whole:,.0f})" if whole is not None else "")
+            + " |"
+        )
 
     lines += [
         "",
