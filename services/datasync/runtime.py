@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -94,6 +95,12 @@ async def serve(
     # workers commit; with these no-op handlers the signal is absorbed and shutdown goes on.
     for handled in (signal.SIGINT, signal.SIGTERM):
         signal.signal(handled, _absorb_signal)
+    # A full garbage collection walks every object of the process, and most of them are
+    # modules and the app, which live as long as it does: 36 ms for pedidos' API on a
+    # 2-core machine, a pause that every request in flight waits out. Frozen, they are
+    # left out of every later collection.
+    gc.collect()
+    gc.freeze()
     try:
         await server.serve()
     finally:
