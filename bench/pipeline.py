@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from datasync.local import LocalKafka
 from datasync.stack import (
     Infrastructure,
     ProcessSpec,
+    launch,
     migrate,
     monitor_targets,
     process_specs,
@@ -98,12 +98,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log_file:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.spec.service, self.spec.command],
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+            self.process = launch(self.spec, self.env, output=log_file.fileno())
         self.started_at = time.monotonic()
         self.ready_after_s = None
 

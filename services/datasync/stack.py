@@ -41,6 +41,13 @@ EX_CONFIG: Final = 78
 """Exit code of a process that refused its configuration: restarting it would not help."""
 
 
+WORKER_NICENESS: Final = 5
+"""CPU priority of the relays and consumers against the APIs' 0, on one shared machine. When
+the cores are busy a request is served first and the background work waits a little, which
+it absorbs by taking larger batches; the scheduler still gives it about a third of the
+weight of an API, so it is slowed, never starved."""
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     """One service process: `python -m <service> <command>` serving HTTP on `port`."""
@@ -49,6 +56,32 @@ class ProcessSpec:
     service: str
     command: str
     port: int
+    niceness: int = 0
+    """Added to the CPU niceness the process inherits from whoever launches it."""
+
+
+def launch(
+    spec: ProcessSpec,
+    env: Mapping[str, str],
+    *,
+    output: TextIO | int,
+    new_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Starts the process of `spec` at its CPU priority, its output into `output`."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", spec.service, spec.command],
+        env=dict(env),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=new_session,
+    )
+    if spec.niceness:
+        # Relative to the priority the process inherited, as `nice` does: lowering one's own
+        # priority needs no privilege. A process that already exited has none to lower.
+        with contextlib.suppress(ProcessLookupError):
+            inherited = os.getpriority(os.PRIO_PROCESS, process.pid)
+            os.setpriority(os.PRIO_PROCESS, process.pid, inherited + spec.niceness)
+    return process
 
 
 def process_specs(port_offset: int = 0) -> list[ProcessSpec]:
@@ -64,7 +97,12 @@ def process_specs(port_offset: int = 0) -> list[ProcessSpec]:
         ("clientes-consumer", "clientes", "consumer", 3111),
         ("reports-consumer", "reports", "consumer", 3112),
     ]
-    return [ProcessSpec(name, svc, cmd, port + port_offset) for name, svc, cmd, port in layout]
+    return [
+        ProcessSpec(
+            name, svc, cmd, port + port_offset, niceness=0 if cmd == "api" else WORKER_NICENESS
+        )
+        for name, svc, cmd, port in layout
+    ]
 
 
 def monitor_targets(specs: Sequence[ProcessSpec], *, host: str = "127.0.0.1") -> str:
@@ -89,15 +127,9 @@ class Supervised:
     def start(self) -> None:
         if self.log_file is None:
             self.log_file = self.log_path.open("a", encoding="utf-8")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.spec.service, self.spec.command],
-            env=dict(self.env),
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            # Own session: Ctrl-C reaches the supervisor only, which then stops the
-            # children in order instead of all at once.
-            start_new_session=True,
-        )
+        # Own session: Ctrl-C reaches the supervisor only, which then stops the children in
+        # order instead of all at once.
+        self.process = launch(self.spec, self.env, output=self.log_file, new_session=True)
         self.started_at = time.monotonic()
 
     def tend(self, now: float, out: TextIO) -> int | None:
