@@ -103,8 +103,11 @@ def _is_connection_error_cause(cause: BaseException | None) -> bool:
     if cause is None:
         return False
     name = type(cause).__name__
+    # asyncpg's protocol refuses a connection whose last operation a lost connection cut
+    # short ("cannot switch to state ..."): the connection is gone, not the request wrong.
+    broken = (OSError, TimeoutError, ConnectionError, asyncpg.InternalClientError)
     return (
-        isinstance(cause, (OSError, TimeoutError, ConnectionError))
+        isinstance(cause, broken)
         or "ConnectionDoesNotExist" in name
         or "CannotConnectNow" in name
         or "AdminShutdown" in name

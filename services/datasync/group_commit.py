@@ -113,7 +113,14 @@ class GroupCommit(Generic[Item, Result]):
         try:
             pool = await self._pool()
             async with pool.acquire(timeout=self._acquire_timeout_s) as connection:
-                results = await self._write(connection, items)
+                try:
+                    results = await self._write(connection, items)
+                except Exception as error:
+                    if is_connection_error(error):
+                        # Cut off mid-statement, a connection may be left in a state where
+                        # every later use fails; the pool must not lend it again.
+                        connection.terminate()
+                    raise
         except Exception as error:
             if is_connection_error(error):
                 raise DatabaseUnavailableError(str(error)) from error

@@ -145,7 +145,12 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     await self._run_while_connected(stop)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as error:
                     metrics.OUTBOX_LEADER.set(0)
                     log.warning(
                         "outbox.database_unavailable",

@@ -202,3 +202,32 @@ async def test_drain_waits_for_every_submitted_order(pool: WritePool, database_u
     assert all(task.done() for task in pending)
     pedidos, _ = await stored_rows(database_url, ids)
     assert pedidos == 50
+
+
+@pytest.mark.asyncio
+async def test_a_connection_left_broken_fails_its_batch_as_unavailable_and_is_not_lent_again(
+    pool: WritePool,
+) -> None:
+    backends: list[int] = []
+
+    async def write(
+        connection: asyncpg.Connection, batch: Sequence[NovoPedido]
+    ) -> list[Pedido | None]:
+        backends.append(await connection.fetchval("select pg_backend_pid()"))
+        if len(backends) == 1:
+            # What asyncpg raises on a connection a crash of the server cut off mid-statement.
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+        return await postgres.write_new_pedidos(connection, batch)
+
+    writer: Writer = GroupCommit(
+        name="test", pool=pool, write=write, writers=1, max_batch=64, acquire_timeout_s=2.0
+    )
+
+    first = await asyncio.gather(add(writer, order(unique("g"))), return_exceptions=True)
+    second = await add(writer, order(unique("g")))
+
+    assert isinstance(first[0], DatabaseUnavailableError)
+    assert second is None
+    assert backends[0] != backends[1]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -65,6 +66,51 @@ async def rename_many(database_url: str, kafka_broker: LocalKafka, cliente_id: s
     await kit.close()
 
 
+async def outbox_of_one_cliente(
+    fresh_database: Callable[[str], str], kafka_broker: LocalKafka, events: int
+) -> tuple[str, str]:
+    """A fresh clientes database whose outbox holds `events` events of one new customer;
+    returns the database URL and the customer's id."""
+    url = fresh_database("clientes")
+    cliente_id = unique("c")
+    await rename_many(url, kafka_broker, cliente_id, events)
+    return url, cliente_id
+
+
+@contextlib.asynccontextmanager
+async def running_relay(url: str, kafka_broker: LocalKafka, name: str) -> AsyncIterator[None]:
+    """A relay running for the duration of the block, stopped the way the process stops it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay_for(url, kafka_broker, name).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.contextmanager
+def statements_failing(
+    method: str, prefix: str, error: Exception, *, times: int | None = None
+) -> Iterator[list[str]]:
+    """Makes `asyncpg.Connection.<method>` raise `error` for statements starting with
+    `prefix`, every time or the first `times` times; yields the statements it failed."""
+    original = getattr(asyncpg.Connection, method)
+    failed: list[str] = []
+
+    async def failing(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query.startswith(prefix) and (times is None or len(failed) < times):
+            failed.append(query)
+            raise error
+        return await original(self, query, *args, **kwargs)
+
+    setattr(asyncpg.Connection, method, failing)
+    try:
+        yield failed
+    finally:
+        setattr(asyncpg.Connection, method, original)
+
+
 async def test_two_relays_publish_through_one_and_the_other_takes_over(
     fresh_database: Callable[[str], str], kafka: LocalKafka
 ) -> None:
@@ -94,27 +140,12 @@ async def test_two_relays_publish_through_one_and_the_other_takes_over(
 async def test_a_relay_that_dies_after_publishing_publishes_again_and_consumers_absorb_it(
     fresh_database: Callable[[str], str], kafka: LocalKafka
 ) -> None:
-    url = fresh_database("clientes")
-    cliente_id = unique("c")
-    await rename_many(url, kafka, cliente_id, 3)
+    url, cliente_id = await outbox_of_one_cliente(fresh_database, kafka, 3)
 
-    crashing = relay_for(url, kafka, "relay-crash")
-    original_execute = asyncpg.Connection.execute
-
-    async def crash_before_delete(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        if query.startswith("delete from outbox"):
-            raise ConnectionResetError("relay killed between publish and delete")
-        return await original_execute(self, query, *args, **kwargs)
-
-    asyncpg.Connection.execute = crash_before_delete  # type: ignore[method-assign]
-    stop = asyncio.Event()
-    task = asyncio.create_task(crashing.run(stop))
-    try:
-        await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 3)
-    finally:
-        asyncpg.Connection.execute = original_execute  # type: ignore[method-assign]
-        stop.set()
-        await task
+    killed = ConnectionResetError("relay killed between publish and delete")
+    with statements_failing("execute", "delete from outbox", killed):
+        async with running_relay(url, kafka, "relay-crash"):
+            await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 3)
     healthy_stop = asyncio.Event()
     healthy = asyncio.create_task(relay_for(url, kafka, "relay-ok").run(healthy_stop))
     await outbox_drained(url)
@@ -179,3 +210,16 @@ async def test_a_full_outbox_batch_goes_to_kafka_in_one_produce_request(
     # About 100 records of 350 bytes for each of three partitions: in the library's 16 KiB
     # batches, three batches a partition, and so three requests one after another.
     assert produce_requests == 1
+
+
+async def test_a_relay_whose_connection_is_left_broken_reconnects_instead_of_exiting(
+    fresh_database: Callable[[str], str], kafka: LocalKafka
+) -> None:
+    url, cliente_id = await outbox_of_one_cliente(fresh_database, kafka, 2)
+    broken = asyncpg.InternalClientError("cannot switch to state 12")
+    with statements_failing("fetch", "select id, topic", broken, times=1) as failed:
+        async with running_relay(url, kafka, "relay-broken"):
+            published = await records_of(kafka.bootstrap_servers, "clientes", cliente_id, 2)
+
+    assert len(failed) == 1
+    assert [json.loads(record.value)["versao"] for record in published] == [1, 2]
