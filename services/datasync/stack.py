@@ -41,6 +41,9 @@ EX_CONFIG: Final = 78
 """Exit code of a process that refused its configuration: restarting it would not help."""
 
 
+STALLED_SHUTDOWN_S: Final = 3.0
+"""How long PostgreSQL may stay in a shutdown before the stack ends it and starts it again."""
+
 WORKER_NICENESS: Final = 5
 """CPU priority of the relays and consumers against the APIs' 0, on one shared machine. When
 the cores are busy a request is served first and the background work waits a little, which
@@ -194,6 +197,7 @@ class Infrastructure:
     bootstrap_servers: str
     postgres: LocalPostgres | None = None
     brokers: list[LocalKafka] = field(default_factory=list)
+    postgres_stopping_since: float | None = None
 
     def stop(self) -> None:
         for broker in self.brokers:
@@ -205,6 +209,7 @@ class Infrastructure:
         """Starts again any server of ours that died, except those `held` down on purpose
         (fault tests); returns whether one was started."""
         restarted = False
+        self._end_a_stalled_shutdown(out, held=held)
         if self.postgres is not None and not self.postgres.running and "postgres" not in held:
             print("PostgreSQL died; starting it again", file=out, flush=True)
             try:
@@ -220,6 +225,27 @@ class Infrastructure:
                 broker.start(wait=False)
                 restarted = True
         return restarted
+
+    def _end_a_stalled_shutdown(self, out: TextIO, *, held: set[str]) -> None:
+        # Told to shut down politely, PostgreSQL waits for every session to end, and the
+        # services' pools keep theirs: it would refuse new connections for good. A shutdown
+        # that lasts is finished the fast way, which ends the sessions, and then it is
+        # started again like a server that died.
+        if self.postgres is None or "postgres" in held or not self.postgres.shutting_down:
+            self.postgres_stopping_since = None
+            return
+        now = time.monotonic()
+        if self.postgres_stopping_since is None:
+            self.postgres_stopping_since = now
+        elif now - self.postgres_stopping_since >= STALLED_SHUTDOWN_S:
+            print(
+                "PostgreSQL has been shutting down for "
+                f"{STALLED_SHUTDOWN_S:.0f} s, held by open sessions; ending it to restart it",
+                file=out,
+                flush=True,
+            )
+            self.postgres.stop()
+            self.postgres_stopping_since = None
 
     def pids(self) -> dict[str, int]:
         found = {"postgres": self.postgres.pid} if self.postgres and self.postgres.pid else {}

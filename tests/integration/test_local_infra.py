@@ -7,7 +7,11 @@ them on purpose, because surviving that is what ``make up`` and the fault tests 
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from datasync.local import LocalKafka, LocalPostgres, ensure_kafka_jars, ensure_topics
+from datasync.stack import Infrastructure
 
 pytestmark = pytest.mark.integration
 
@@ -190,3 +195,33 @@ async def test_kafka_keeps_topics_messages_and_offsets_across_a_restart(
     # The group's committed offset survived: it gets the new message, not the old one.
     assert await consume_one(kafka.bootstrap_servers, topic, "restart-check") == b"after restart"
     assert await consume_one(kafka.bootstrap_servers, topic, "fresh-group") == b"before restart"
+
+
+@pytest.mark.asyncio
+async def test_a_shutdown_held_up_by_an_open_session_is_ended_and_postgres_started_again(
+    postgres: LocalPostgres,
+) -> None:
+    url = postgres.ensure_database("held", owner="held", password="held")
+    holder = await asyncpg.connect(url, timeout=WAIT_S)
+    infrastructure = Infrastructure(database_urls={}, bootstrap_servers="", postgres=postgres)
+    out = io.StringIO()
+    assert postgres.pid is not None
+
+    # A polite shutdown: PostgreSQL now waits for the holder's session to end.
+    os.kill(postgres.pid, signal.SIGTERM)
+    for _ in range(int(WAIT_S / 0.05)):
+        if postgres.shutting_down:
+            break
+        await asyncio.sleep(0.05)
+    assert postgres.shutting_down
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        await asyncio.to_thread(infrastructure.restart_dead, out, held=set())
+        if postgres.running and not postgres.shutting_down:
+            break
+        await asyncio.sleep(0.2)
+    holder.terminate()
+
+    await insert_name(url, "after the restart")
+    assert await fetch_names(url) == ["after the restart"]
+    assert "ending it to restart it" in out.getvalue()

@@ -103,6 +103,19 @@ class LocalPostgres:
         """Whether the server process started by this object is still alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def shutting_down(self) -> bool:
+        """Whether the running server is in a shutdown it has not finished. A "smart"
+        shutdown (SIGTERM) refuses new sessions and waits for every open one to end, which
+        long-lived pools never do; the last line of ``postmaster.pid`` says "stopping"."""
+        if not self.running:
+            return False
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return bool(lines) and lines[-1].strip() == "stopping"
+
     def start(self, *, timeout_s: float = 30.0) -> None:
         """Initialize the data directory if needed, start the server, wait until it serves.
 
