@@ -68,7 +68,10 @@ class AioKafkaInspector:
                 try:
                     await admin.start()
                     await offsets.start()
-                except Exception:
+                except BaseException:
+                    # Including the cancellation of a caller's timeout (a broker that takes
+                    # the connection and never answers): clients left half-started would
+                    # keep their sockets and tasks, one pair for every status request.
                     await _close(admin, offsets)
                     raise
                 self._admin, self._offsets = admin, offsets
