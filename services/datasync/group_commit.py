@@ -24,6 +24,7 @@ import structlog
 
 from datasync import metrics
 from datasync.db import DatabaseUnavailableError, is_connection_error
+from datasync.logs import background_context
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +68,9 @@ class GroupCommit(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if len(self._running) < self._writers:
-            task = asyncio.create_task(self._drain(), name=f"{self._name}-writer")
+            task = asyncio.create_task(
+                self._drain(), name=f"{self._name}-writer", context=background_context()
+            )
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         # A caller that goes away (client disconnect) must not cancel the shared write.

@@ -16,6 +16,7 @@ the process exits.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import datetime as dt
 import logging
 import queue
@@ -119,6 +120,15 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     handler.addFilter(RepeatFilter(prefix="aiokafka", window_s=10.0))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def background_context() -> contextvars.Context:
+    """The current context without the request's id, for a task that a request starts but
+    that outlives it and serves others (a shared writer, a client's connection tasks): its
+    lines must not carry the id of whichever request happened to start it."""
+    context = contextvars.copy_context()
+    context.run(structlog.contextvars.unbind_contextvars, "request_id")
+    return context
 
 
 _JSON = msgspec.json.Encoder(enc_hook=repr)

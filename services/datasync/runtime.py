@@ -31,6 +31,7 @@ from datasync import outbox
 from datasync.db import current_revision, head_revision
 from datasync.http import ReadinessCheck
 from datasync.kafka import create_admin
+from datasync.logs import background_context
 from datasync.settings import HttpSettings, KafkaSettings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -132,7 +133,8 @@ class KafkaProbe:
         async with self._lock:
             if self._admin is None:
                 admin = create_admin(self._settings, client_id=self._client_id)
-                await admin.start()
+                # The client's own tasks log for as long as it lives, not for this request.
+                await asyncio.create_task(admin.start(), context=background_context())
                 self._admin = admin
             return self._admin
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
+import structlog
 
 from datasync import events
 from datasync.db import DatabaseUnavailableError, WritePool
@@ -231,3 +232,27 @@ async def test_a_connection_left_broken_fails_its_batch_as_unavailable_and_is_no
     assert isinstance(first[0], DatabaseUnavailableError)
     assert second is None
     assert backends[0] != backends[1]
+
+
+@pytest.mark.asyncio
+async def test_the_shared_writer_does_not_carry_the_request_id_of_the_request_that_started_it(
+    pool: WritePool,
+) -> None:
+    contexts: list[dict[str, object]] = []
+
+    async def write(
+        connection: asyncpg.Connection, batch: Sequence[NovoPedido]
+    ) -> list[Pedido | None]:
+        contexts.append(structlog.contextvars.get_contextvars())
+        return await postgres.write_new_pedidos(connection, batch)
+
+    writer: Writer = GroupCommit(
+        name="test", pool=pool, write=write, writers=1, max_batch=64, acquire_timeout_s=2.0
+    )
+    structlog.contextvars.bind_contextvars(request_id="first-request")
+    try:
+        await add(writer, order(unique("g")))
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+
+    assert "request_id" not in contexts[0]

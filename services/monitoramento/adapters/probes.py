@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from datasync.kafka import create_admin, create_reader
+from datasync.logs import background_context
 from datasync.settings import KafkaSettings
 from monitoramento.domain import GroupLag, PartitionLag, ProcessHealth
 
@@ -66,8 +67,9 @@ class AioKafkaInspector:
                 admin = create_admin(self._settings, client_id="monitoramento")
                 offsets = create_reader(self._settings, client_id="monitoramento-offsets")
                 try:
-                    await admin.start()
-                    await offsets.start()
+                    # The clients' own tasks log for as long as they live, not for this
+                    # status request.
+                    await asyncio.create_task(_start(admin, offsets), context=background_context())
                 except BaseException:
                     # Including the cancellation of a caller's timeout (a broker that takes
                     # the connection and never answers): clients left half-started would
@@ -116,6 +118,11 @@ class AioKafkaInspector:
             admin, offsets = self._admin, self._offsets
             self._admin = self._offsets = None
         await _close(admin, offsets)
+
+
+async def _start(admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> None:
+    await admin.start()
+    await offsets.start()
 
 
 def _committed(offset: int) -> int | None:
