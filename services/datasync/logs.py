@@ -69,6 +69,8 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    # The console renderer lays out tracebacks itself; JSON needs them as text first.
+    exceptions: list[Processor] = [structlog.processors.format_exc_info] if json_output else []
     level = logging.getLevelName(settings.level.upper())
 
     # Everything that depends on the caller (its context, its exception, the time) is
@@ -98,13 +100,12 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([structlog.processors.format_exc_info] if json_output else []),
+            *exceptions,
             renderer,
         ],
     )
-    ours = [structlog.processors.format_exc_info] if json_output else []
     handler = _WRITER.start(
-        sys.stderr, render=_chain([*ours, renderer]), format_library=library_formatter.format
+        sys.stderr, render=_chain([*exceptions, renderer]), format_library=library_formatter.format
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

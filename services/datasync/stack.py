@@ -197,7 +197,7 @@ class Infrastructure:
     bootstrap_servers: str
     postgres: LocalPostgres | None = None
     brokers: list[LocalKafka] = field(default_factory=list)
-    postgres_stopping_since: float | None = None
+    _postgres_stopping_since: float | None = field(default=None, init=False, repr=False)
 
     def stop(self) -> None:
         for broker in self.brokers:
@@ -232,12 +232,12 @@ class Infrastructure:
         # that lasts is finished the fast way, which ends the sessions, and then it is
         # started again like a server that died.
         if self.postgres is None or "postgres" in held or not self.postgres.shutting_down:
-            self.postgres_stopping_since = None
+            self._postgres_stopping_since = None
             return
         now = time.monotonic()
-        if self.postgres_stopping_since is None:
-            self.postgres_stopping_since = now
-        elif now - self.postgres_stopping_since >= STALLED_SHUTDOWN_S:
+        if self._postgres_stopping_since is None:
+            self._postgres_stopping_since = now
+        elif now - self._postgres_stopping_since >= STALLED_SHUTDOWN_S:
             print(
                 "PostgreSQL has been shutting down for "
                 f"{STALLED_SHUTDOWN_S:.0f} s, held by open sessions; ending it to restart it",
@@ -245,7 +245,7 @@ class Infrastructure:
                 flush=True,
             )
             self.postgres.stop()
-            self.postgres_stopping_since = None
+            self._postgres_stopping_since = None
 
     def pids(self) -> dict[str, int]:
         found = {"postgres": self.postgres.pid} if self.postgres and self.postgres.pid else {}
