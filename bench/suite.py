@@ -336,7 +336,7 @@ def drain_rate(
     def when_done(share: float) -> tuple[float, int]:
         return next(s for s in samples if abs(s[1] - first_value) >= share * moved)
 
-    first_change = when_done(1e-9)
+    first_change = next(sample for sample in samples if sample[1] != first_value)
     tenth, nine_tenths = when_done(0.1), when_done(0.9)
     whole_s = max(last_change[0] - first_change[0], 1e-6)
     steady_s = max(nine_tenths[0] - tenth[0], 1e-6)

@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from datasync import metrics
 from datasync.db import DatabaseUnavailableError, is_connection_error
 from datasync.events import KEY_PATTERN
+from datasync.logs import REQUEST_ID_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -302,7 +303,7 @@ class RequestContextMiddleware(ASGIMiddleware):
         trusted = incoming is not None and _SAFE_REQUEST_ID.match(incoming) is not None
         request_id = incoming if trusted and incoming else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(**{REQUEST_ID_KEY: request_id})
         started = time.perf_counter()
         status_holder = {"status": 500}
 
@@ -333,7 +334,7 @@ class RequestContextMiddleware(ASGIMiddleware):
                     status=status,
                     duration_ms=round(duration_s * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars(REQUEST_ID_KEY)
 
 
 def _header(scope: Scope, name: str) -> str | None:

@@ -86,7 +86,7 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
             _to_writer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=_QueuedLoggerFactory(),
+        logger_factory=_queued_logger,
         # Not cached, so a reconfiguration (tests capturing logs, a second composition root
         # in one process) reaches loggers that were already used; it costs microseconds.
         cache_logger_on_first_use=False,
@@ -123,12 +123,16 @@ def configure_logging(settings: LogSettings, *, service: str) -> None:
     structlog.contextvars.bind_contextvars(service=service)
 
 
+REQUEST_ID_KEY = "request_id"
+"""The log context key of the request a line was written for."""
+
+
 def background_context() -> contextvars.Context:
     """The current context without the request's id, for a task that a request starts but
     that outlives it and serves others (a shared writer, a client's connection tasks): its
     lines must not carry the id of whichever request happened to start it."""
     context = contextvars.copy_context()
-    context.run(structlog.contextvars.unbind_contextvars, "request_id")
+    context.run(structlog.contextvars.unbind_contextvars, REQUEST_ID_KEY)
     return context
 
 
@@ -175,9 +179,9 @@ class _QueuedLogger:
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
-class _QueuedLoggerFactory:
-    def __call__(self, *args: Any) -> _QueuedLogger:
-        return _QueuedLogger(str(args[0]) if args else "")
+def _queued_logger(*args: Any) -> _QueuedLogger:
+    # `structlog.get_logger(name)` passes the name on; a logger got without one has none.
+    return _QueuedLogger(str(args[0]) if args else "")
 
 
 _CONTEXT_ATTRIBUTE = "datasync_context"
