@@ -104,6 +104,7 @@ class IdempotentConsumer:
         self._handler = handler
         self._settings = settings
         self._positions: dict[TopicPartition, int] = {}
+        self._committing: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consumes until `stop` is set, then commits what was applied and leaves the group."""
@@ -115,6 +116,7 @@ class IdempotentConsumer:
                     await self._process_batch(batches, stop)
                 self._record_lag()
         finally:
+            await stop_within(self._offsets_committed(), "offset commit")
             await stop_within(self._consumer.stop(), "consumer")
             await stop_within(self._dlq.stop(), "dead-letter producer")
 
@@ -152,13 +154,36 @@ class IdempotentConsumer:
             # Stopping during a database outage: nothing was applied, nothing is committed.
             return
 
+        metrics.CONSUMER_BATCH_DURATION.observe(time.perf_counter() - started)
+        log.info(
+            "consumer.batch_committed",
+            records=len(records),
+            partitions=len(batches),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+        # The offset commit is a round trip to the broker that the next batch need not wait
+        # for: the effects are committed in the database already, and a batch applied again
+        # after a crash is skipped by its recorded ids. One commit is in flight at a time,
+        # so they reach the broker in order.
+        await self._offsets_committed()
         offsets = {partition: found[-1].offset + 1 for partition, found in batches.items()}
+        self._committing = asyncio.create_task(
+            self._commit_offsets(offsets), name="consumer-offset-commit"
+        )
+
+    async def _offsets_committed(self) -> None:
+        """Waits for the offset commit in flight, if any."""
+        if self._committing is not None:
+            await self._committing
+            self._committing = None
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self._consumer.commit(offsets)
         except KafkaError as error:
-            # The effects are committed in the database; if a partition moved to another
-            # member meanwhile, that member receives these records again and skips them by
-            # their recorded ids. Nothing is lost by not committing here.
+            # If a partition moved to another member meanwhile, that member receives these
+            # records again and skips them by their recorded ids. Nothing is lost.
             log.warning(
                 "consumer.commit_failed",
                 partitions=[f"{partition.topic}-{partition.partition}" for partition in offsets],
@@ -167,13 +192,6 @@ class IdempotentConsumer:
             )
             return
         self._positions.update(offsets)
-        metrics.CONSUMER_BATCH_DURATION.observe(time.perf_counter() - started)
-        log.info(
-            "consumer.batch_committed",
-            records=len(records),
-            partitions=len(offsets),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
 
     async def _apply_with_retries(
         self, decoded: Sequence[ConsumedEvent], stop: asyncio.Event
