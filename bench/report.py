@@ -20,12 +20,19 @@ SERVICE_PROCESSES = (
     "clientes-consumer",
     "reports-consumer",
 )
-LOAD_GENERATORS = ("oha", "bench")
+LOAD_GENERATORS = ("oha", "bench", "prober")
+"""The load generator and the suite's own measuring processes: not the product's CPU."""
 RSS_LIMIT_MIB = 150.0
 
 
 def _product_cpu_s(step: dict[str, Any]) -> float:
     return sum(cpu for name, cpu in step["cpu_s"].items() if name not in LOAD_GENERATORS)
+
+
+def sustained_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The step that kept up at the highest accepted rate, if any did."""
+    kept = [step for step in steps if step["kept_up"]]
+    return max(kept, key=lambda step: step["accepted_per_s"]) if kept else None
 
 
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +43,7 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     r_asyncpg = limits["r_asyncpg"]["per_s"]
     bound = 1 / (1 / r_http + 1 / r_asyncpg)
     api = stages["post_pedidos"]["requests_per_s"]
-    kept = [step for step in steps if step["kept_up"]]
-    sustained = max(kept, key=lambda step: step["accepted_per_s"]) if kept else None
+    sustained = sustained_step(steps)
 
     summary: dict[str, Any] = {
         "post_saturation_per_s": api,
@@ -71,20 +77,24 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         summary["sustained_over_all_cores_allowance"] = round(
             sustained["accepted_per_s"] / allowed_all_cores, 3
         )
-        half = sustained["offered_per_s"] / 2
-        at_half = min(steps, key=lambda step: abs(step["offered_per_s"] - half))
+        # The run at half of the sustained rate, when the suite made one; otherwise (older
+        # runs) the step nearest to it.
+        at_half = run.get("half_saturation") or min(
+            steps, key=lambda step: abs(step["offered_per_s"] - sustained["offered_per_s"] / 2)
+        )
         summary["half_saturation_step_per_s"] = at_half["offered_per_s"]
         summary["half_saturation_http_p99_ms"] = at_half["http"]["p99_ms"]
         summary["half_saturation_order_to_report_p99_ms"] = at_half["order_to_report_ms"]["p99"]
+    measured = [*steps, *([run["half_saturation"]] if run.get("half_saturation") else [])]
     peaks = {
-        name: max(step["peak_rss_mib"].get(name, 0.0) for step in steps)
+        name: max(step["peak_rss_mib"].get(name, 0.0) for step in measured)
         for name in SERVICE_PROCESSES
     }
     summary["peak_rss_mib"] = peaks
     summary["largest_service_rss_mib"] = max(peaks.values())
     summary["loadgen_cpu_share_max"] = round(
         max(
-            (step["cpu_s"]["oha"] / sum(step["cpu_s"].values()) for step in steps),
+            (step["cpu_s"]["oha"] / sum(step["cpu_s"].values()) for step in measured),
             default=0.0,
         ),
         3,
@@ -233,6 +243,24 @@ def markdown(run: dict[str, Any]) -> str:
             f"| {wal['commits_per_flush']} "
             f"| {wal['orders_per_pedidos_commit']} | {'yes' if step['kept_up'] else 'no'} |"
         )
+
+    half = run.get("half_saturation")
+    if half:
+        http, e2e = half["http"], half["order_to_report_ms"]
+        lines += [
+            "",
+            "## At half the sustained rate",
+            "",
+            f"A run of its own at {half['offered_per_s']:,}/s for {half['wall_s']:.0f} s "
+            f"({half['accepted_per_s'] * half['wall_s']:,.0f} orders, {e2e['probes']} probes), "
+            f"{half['cpu_busy_share']:.0%} of the CPU busy:",
+            "",
+            "| | p50 ms | p95 ms | p99 ms | max ms |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            f"| HTTP | {http['p50_ms']:.1f} | {http['p95_ms']:.1f} | {http['p99_ms']:.1f} "
+            f"| {http['max_ms']:.1f} |",
+            f"| order to report | {e2e['p50']} | {e2e['p95']} | {e2e['p99']} | {e2e['max']} |",
+        ]
 
     names = list(run["startup_s"])
     lines += [

@@ -18,8 +18,12 @@ seconds each process spent, the load generator's included. In order:
 4. Open-model steps: oha sends at a fixed rate whether answers are slow or not (latency
    corrected for coordinated omission), stepping up until the pipeline no longer keeps up.
    Each step records HTTP percentiles, order-to-report latency (a probe order every 200 ms
-   to a customer of its own, polled on `/reports/clientes/<id>`), CPU and peak memory of
-   every process, the backlog left at the end, and commits per WAL flush.
+   to a customer of its own, polled on `/reports/clientes/<id>` by `bench/prober.py`, a
+   process of its own), CPU and peak memory of every process, the backlog left at the end,
+   and commits per WAL flush.
+5. Half the sustained rate (the highest step that kept up), for 30 s: where the latency
+   targets are read. A 10 s step gives about 50 probes, whose p99 is their maximum; this
+   run gives about 150, and a p99 of every request over 30 s.
 
 Writes `bench/results/suite-<time>.json`, `.md` and `.png` plots (`bench/report.py`).
 """
@@ -30,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -41,6 +46,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +57,14 @@ import report
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from limits import oha_binary
-from pipeline import Pipeline, cpu_of, free_port, process_tree_rss_mib
+from pipeline import Pipeline, cpu_of, free_port, process_tree_rss_mib, trees_rss_mib
 
 from datasync import events
 from datasync.local import ensure_topics
 from datasync.stack import process_specs, topic_partitions
 
 REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
 RESULTS = REPO / "bench" / "results"
 
 LOAD_CLIENTES = 500
@@ -403,54 +410,36 @@ def measure_stages(
 
 
 class Prober:
-    """Sends one order every `interval_s` to a customer of its own and times how long it
-    takes to appear in that customer's report."""
+    """Sends one order every 200 ms to a customer of its own and times how long it takes to
+    appear in that customer's report (`bench/prober.py`).
+
+    It runs as a process of its own: in this one, the threads that read memory and CPU
+    would hold the interpreter lock while a probe waits for its turn to time an answer."""
 
     def __init__(self, pedidos_url: str, reports_url: str, clientes: list[str]) -> None:
-        self._pedidos_url = pedidos_url
-        self._reports_url = reports_url
-        self._clientes = iter(clientes)
+        self._command = [sys.executable, str(BENCH / "prober.py"), pedidos_url, reports_url]
+        self._clientes = clientes
         self.latencies_ms: list[float] = []
         self.lost = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     def __enter__(self) -> Prober:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [*self._command, *self._clientes], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    async def _run(self, interval_s: float = 0.2) -> None:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            probes: set[asyncio.Task[None]] = set()
-            while not self._stop.is_set():
-                cliente = next(self._clientes)
-                task = asyncio.create_task(self._probe(client, cliente))
-                probes.add(task)
-                task.add_done_callback(probes.discard)
-                await asyncio.sleep(interval_s)
-            await asyncio.gather(*probes, return_exceptions=True)
-
-    async def _probe(self, client: httpx.AsyncClient, cliente: str) -> None:
-        body = {"id": f"probe-{cliente}", "cliente-id": cliente, "valor": 1.0}
-        sent = time.perf_counter()
-        response = await client.post(f"{self._pedidos_url}/pedidos", json=body)
-        if response.status_code != 201:
-            self.lost += 1
-            return
-        deadline = sent + 30.0
-        while time.perf_counter() < deadline:
-            found = await client.get(f"{self._reports_url}/reports/clientes/{cliente}")
-            if found.status_code == 200 and found.json()["pedidos"] >= 1:
-                self.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                return
-            # Every 10 ms: finer polling would load the reports API more than it sharpens
-            # the percentiles.
-            await asyncio.sleep(0.01)
-        self.lost += 1
+        assert self._process is not None
+        # `communicate` closes its input: the signal to stop sending and report.
+        output, _errors = self._process.communicate(timeout=60)
+        result = json.loads(output)
+        self.latencies_ms, self.lost = result["latencies_ms"], result["lost"]
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -479,8 +468,8 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            for name, pid in self._pids.items():
-                self.peak_mib[name] = max(self.peak_mib[name], process_tree_rss_mib(pid))
+            for name, mib in trees_rss_mib(self._pids).items():
+                self.peak_mib[name] = max(self.peak_mib[name], mib)
 
 
 def open_model_steps(
@@ -490,95 +479,117 @@ def open_model_steps(
     *,
     rates: list[int],
     seconds: float,
-    probe_clientes: list[str],
+    probe_clientes: Iterator[str],
 ) -> list[dict[str, Any]]:
-    postgres = pipeline.servers.postgres
-    assert postgres is not None
-    superuser_url = postgres.superuser_url()
-    probes = iter(probe_clientes)
+    """Steps the offered rate up until two steps in a row fail to keep up."""
     steps: list[dict[str, Any]] = []
     misses = 0
     for rate in rates:
-        bodies = order_bodies(
-            scratch / f"step-{rate}.txt",
-            int(rate * seconds * LINES_PER_REQUEST),
-            prefix=f"r{rate}-{uuid.uuid4().hex[:4]}",
-        )
-        step_probes = [next(probes) for _ in range(int(seconds / 0.2) + 10)]
-        wal_before = asyncio.run(wal_reading(superuser_url))
-        orders_before, batches_before = group_commit_totals(client, pipeline.url("pedidos-api"))
-        pids = {**pipeline.pids(), "bench": os.getpid()}
-        with (
-            MemoryWatch(pipeline.pids()) as memory,
-            Prober(pipeline.url("pedidos-api"), pipeline.url("reports-api"), step_probes) as probe,
-            cpu_of(pids) as usage,
-        ):
-            http = oha(
-                f"{pipeline.url('pedidos-api')}/pedidos", bodies=bodies, seconds=seconds, rate=rate
-            )
-        backlog_at_end = asyncio.run(behind(pipeline))
-        orders_after, batches_after = group_commit_totals(client, pipeline.url("pedidos-api"))
-        wal_after = asyncio.run(wal_reading(superuser_url))
-
-        drained = drain_rate(lambda: asyncio.run(behind(pipeline)), target=0, timeout_s=120.0)
-        fsyncs = wal_after["fsyncs"] - wal_before["fsyncs"]
-        commits = wal_after["commits"] - wal_before["commits"]
-        batches = batches_after - batches_before
-        accepted = sum(n for code, n in http["statuses"].items() if code == "201")
-        total_cpu = sum(usage["cpu_s"].values()) + http["loadgen_cpu_s"]
-        step = {
-            "offered_per_s": rate,
-            "http": http,
-            "accepted_per_s": round(accepted / seconds, 1),
-            "order_to_report_ms": {
-                "p50": percentile(probe.latencies_ms, 0.50),
-                "p95": percentile(probe.latencies_ms, 0.95),
-                "p99": percentile(probe.latencies_ms, 0.99),
-                "max": round(max(probe.latencies_ms), 1) if probe.latencies_ms else None,
-                "probes": len(probe.latencies_ms),
-                "lost": probe.lost,
-            },
-            "backlog_at_end": backlog_at_end,
-            "drain_after_step": drained,
-            "cpu_s": {**usage["cpu_s"], "oha": http["loadgen_cpu_s"]},
-            "wall_s": usage["wall_s"],
-            "cpu_ms_per_order": round(total_cpu * 1000 / max(accepted, 1), 3),
-            "cpu_busy_share": round(total_cpu / (usage["wall_s"] * (os.cpu_count() or 1)), 3),
-            "peak_rss_mib": {name: round(mib, 1) for name, mib in memory.peak_mib.items()},
-            "wal": {
-                "commits": commits,
-                "fsyncs": fsyncs,
-                "commits_per_flush": round(commits / fsyncs, 2) if fsyncs else None,
-                "orders_per_pedidos_commit": (
-                    round((orders_after - orders_before) / batches, 2) if batches else None
-                ),
-            },
-        }
-        # Kept up: answered at the offered rate without errors, and the pipeline behind it
-        # held no more than about a second of orders at the end of the step.
-        step["kept_up"] = bool(
-            step["accepted_per_s"] >= 0.97 * rate
-            and not http["errors"]
-            and backlog_at_end <= max(rate, 200)
+        step = open_model_step(
+            pipeline, client, scratch, rate=rate, seconds=seconds, probe_clientes=probe_clientes
         )
         steps.append(step)
-        print(
-            f"  {rate}/s: accepted {step['accepted_per_s']}/s, p99 {http['p99_ms']} ms, "
-            f"to report p99 {step['order_to_report_ms']['p99']} ms, "
-            f"backlog {backlog_at_end}, kept up: {step['kept_up']}",
-            file=sys.stderr,
-            flush=True,
-        )
         misses = 0 if step["kept_up"] else misses + 1
         if misses == 2:
             break
     return steps
 
 
-def main() -> int:
+def open_model_step(
+    pipeline: Pipeline,
+    client: httpx.Client,
+    scratch: Path,
+    *,
+    rate: int,
+    seconds: float,
+    probe_clientes: Iterator[str],
+) -> dict[str, Any]:
+    """Offers `rate` orders/s for `seconds`, then waits for the pipeline to drain."""
+    postgres = pipeline.servers.postgres
+    assert postgres is not None
+    superuser_url = postgres.superuser_url()
+    bodies = order_bodies(
+        scratch / f"step-{rate}.txt",
+        int(rate * seconds * LINES_PER_REQUEST),
+        prefix=f"r{rate}-{uuid.uuid4().hex[:4]}",
+    )
+    step_probes = list(itertools.islice(probe_clientes, int(seconds / 0.2) + 10))
+    wal_before = asyncio.run(wal_reading(superuser_url))
+    orders_before, batches_before = group_commit_totals(client, pipeline.url("pedidos-api"))
+    with (
+        MemoryWatch(pipeline.pids()) as memory,
+        Prober(pipeline.url("pedidos-api"), pipeline.url("reports-api"), step_probes) as probe,
+        cpu_of({**pipeline.pids(), "bench": os.getpid(), "prober": probe.pid}) as usage,
+    ):
+        http = oha(
+            f"{pipeline.url('pedidos-api')}/pedidos", bodies=bodies, seconds=seconds, rate=rate
+        )
+    backlog_at_end = asyncio.run(behind(pipeline))
+    orders_after, batches_after = group_commit_totals(client, pipeline.url("pedidos-api"))
+    wal_after = asyncio.run(wal_reading(superuser_url))
+
+    drained = drain_rate(lambda: asyncio.run(behind(pipeline)), target=0, timeout_s=120.0)
+    fsyncs = wal_after["fsyncs"] - wal_before["fsyncs"]
+    commits = wal_after["commits"] - wal_before["commits"]
+    batches = batches_after - batches_before
+    accepted = sum(n for code, n in http["statuses"].items() if code == "201")
+    total_cpu = sum(usage["cpu_s"].values()) + http["loadgen_cpu_s"]
+    step = {
+        "offered_per_s": rate,
+        "http": http,
+        "accepted_per_s": round(accepted / seconds, 1),
+        "order_to_report_ms": {
+            "p50": percentile(probe.latencies_ms, 0.50),
+            "p95": percentile(probe.latencies_ms, 0.95),
+            "p99": percentile(probe.latencies_ms, 0.99),
+            "max": round(max(probe.latencies_ms), 1) if probe.latencies_ms else None,
+            "probes": len(probe.latencies_ms),
+            "lost": probe.lost,
+        },
+        "backlog_at_end": backlog_at_end,
+        "drain_after_step": drained,
+        "cpu_s": {**usage["cpu_s"], "oha": http["loadgen_cpu_s"]},
+        "wall_s": usage["wall_s"],
+        "cpu_ms_per_order": round(total_cpu * 1000 / max(accepted, 1), 3),
+        "cpu_busy_share": round(total_cpu / (usage["wall_s"] * (os.cpu_count() or 1)), 3),
+        "peak_rss_mib": {name: round(mib, 1) for name, mib in memory.peak_mib.items()},
+        "wal": {
+            "commits": commits,
+            "fsyncs": fsyncs,
+            "commits_per_flush": round(commits / fsyncs, 2) if fsyncs else None,
+            "orders_per_pedidos_commit": (
+                round((orders_after - orders_before) / batches, 2) if batches else None
+            ),
+        },
+    }
+    # Kept up: answered at the offered rate without errors, and the pipeline behind it held
+    # no more than about a second of orders at the end of the step.
+    step["kept_up"] = bool(
+        step["accepted_per_s"] >= 0.97 * rate
+        and not http["errors"]
+        and backlog_at_end <= max(rate, 200)
+    )
+    print(
+        f"  {rate}/s: accepted {step['accepted_per_s']}/s, p99 {http['p99_ms']} ms, "
+        f"to report p99 {step['order_to_report_ms']['p99']} ms, "
+        f"backlog {backlog_at_end}, kept up: {step['kept_up']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return step
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--step-seconds", type=float, default=10.0, help="length of each open-model step"
+    )
+    parser.add_argument(
+        "--half-seconds",
+        type=float,
+        default=30.0,
+        help="length of the run at half the sustained rate, where the latency targets are "
+        "read: long enough for a p99 of about 150 probes and of every request",
     )
     parser.add_argument(
         "--limit-seconds", type=float, default=8.0, help="length of each limit measurement"
@@ -605,7 +616,11 @@ def main() -> int:
         help="skip the limits, for a quick comparison of two settings of the product; "
         "writes only the JSON, since the verdicts need the limits",
     )
-    arguments = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    arguments = parse_arguments()
     rates = [int(rate) for rate in arguments.rates.split(",")]
     oha_binary()
 
@@ -640,12 +655,14 @@ def main() -> int:
                     name: round(process_tree_rss_mib(pid), 1)
                     for name, pid in pipeline.pids().items()
                 }
-                probe_clientes = [f"E{n:05d}" for n in range(len(rates) * 80)]
+                probe_seconds = len(rates) * arguments.step_seconds + arguments.half_seconds
+                probe_ids = [f"E{n:05d}" for n in range(int(probe_seconds / 0.2) + 20 * len(rates))]
                 seed_clientes(
                     client,
                     pipeline.url("clientes-api"),
-                    [f"B{n:04d}" for n in range(LOAD_CLIENTES)] + probe_clientes,
+                    [f"B{n:04d}" for n in range(LOAD_CLIENTES)] + probe_ids,
                 )
+                probe_clientes = iter(probe_ids)
 
                 print("measuring each stage alone on a backlog", file=sys.stderr, flush=True)
                 run["stages"] = measure_stages(pipeline, client, scratch, arguments.backlog)
@@ -659,6 +676,18 @@ def main() -> int:
                     seconds=arguments.step_seconds,
                     probe_clientes=probe_clientes,
                 )
+                sustained = report.sustained_step(run["steps"])
+                if sustained is not None:
+                    half_rate = round(sustained["offered_per_s"] / 2)
+                    print(f"half the sustained rate: {half_rate}/s", file=sys.stderr, flush=True)
+                    run["half_saturation"] = open_model_step(
+                        pipeline,
+                        client,
+                        scratch,
+                        rate=half_rate,
+                        seconds=arguments.half_seconds,
+                        probe_clientes=probe_clientes,
+                    )
         finally:
             pipeline.close()
 

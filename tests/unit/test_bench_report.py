@@ -125,3 +125,21 @@ def test_the_plots_are_written_as_png(run: dict[str, Any], tmp_path: Path) -> No
 
     for name in ("run-latency.png", "run-stages.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_latency_targets_are_read_from_the_run_at_half_the_sustained_rate(
+    run: dict[str, Any],
+) -> None:
+    half = step(498, 497.0, kept_up=True, p99_ms=31.0)
+    half["wall_s"] = 30.0
+    half["order_to_report_ms"] = {"p50": 60.0, "p95": 90.0, "p99": 150.0, "max": 170.0}
+    half["order_to_report_ms"]["probes"] = 150
+    run["half_saturation"] = half
+    run["summary"] = report.summarize(run)
+
+    table = report.markdown(run)
+
+    assert run["summary"]["half_saturation_step_per_s"] == 498
+    assert "| HTTP p99 < 50 ms at half saturation (498/s) | 31.0 ms | yes |" in table
+    assert "| order to report p99 < 200 ms at half saturation | 150 ms | yes |" in table
+    assert "A run of its own at 498/s for 30 s (14,910 orders, 150 probes)" in table

@@ -1,12 +1,20 @@
-"""How the benchmark suite reads a stage's rate off a draining count."""
+"""How the benchmark suite reads a stage's rate, the memory of processes, and the latency
+from an order to its report."""
 
 from __future__ import annotations
 
+import http.server
 import importlib
+import json
+import os
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 import pytest
 
@@ -40,3 +48,63 @@ def test_a_stage_rate_leaves_out_a_slow_start_and_a_partial_end(suite: ModuleTyp
     assert figures["reached_target"]
     # 100 rows a reading against 1,000 rows over 19 readings, whatever a reading takes.
     assert figures["per_s"] / figures["first_to_last_per_s"] == pytest.approx(1.9, rel=0.1)
+
+
+def test_the_memory_of_a_process_tree_counts_its_children(suite: ModuleType) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alone = suite.trees_rss_mib({"child": child.pid})["child"]
+        together = suite.trees_rss_mib({"this": os.getpid()})["this"]
+    finally:
+        child.kill()
+        child.wait()
+
+    assert alone > 1
+    assert together >= alone + 1
+
+
+class _FakeStack(http.server.BaseHTTPRequestHandler):
+    """A pedidos API that accepts every order, and a reports API that shows it from the
+    second read of the customer's report on."""
+
+    reads: ClassVar[dict[str, int]] = {}
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(201, {})
+
+    def do_GET(self) -> None:
+        cliente = self.path.rsplit("/", 1)[-1]
+        self.reads[cliente] = self.reads.get(cliente, 0) + 1
+        self._answer(200, {"pedidos": int(self.reads[cliente] >= 2)})
+
+    def _answer(self, status: int, body: dict[str, int]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_prober_times_each_order_until_its_report_shows_it_and_stops_on_request(
+    suite: ModuleType,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeStack)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with suite.Prober(url, url, [f"E{n}" for n in range(50)]) as prober:
+            # A probe every 200 ms: about five before it is told to stop, not fifty.
+            time.sleep(1.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert prober.lost == 0
+    assert 2 <= len(prober.latencies_ms) <= 8
+    # Every order was found on the second read, 10 ms after the first.
+    assert all(latency >= 10 for latency in prober.latencies_ms)
+    assert set(_FakeStack.reads.values()) == {2}
