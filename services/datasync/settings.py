@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Final, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
 import msgspec
 from dotenv import dotenv_values
@@ -129,13 +129,20 @@ class DatabaseSettings(SettingsGroup, frozen=True):
     use without queueing, and stays far under PostgreSQL's default connection limit when
     every service runs against one server."""
 
-    write_pool_size: int = 4
-    """Connections of a service's group-commit writers (pedidos' `POST`). Each writer commits
-    whatever requests are waiting as one transaction, so a few connections carry any rate;
-    more only add commits that each flush the WAL for fewer requests."""
+    write_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """Group-commit writers of a service (pedidos' `POST`), each with a connection: the
+    writes in flight at once. One carries any rate this service reaches, since a batch holds
+    up to `group_commit_max_items`; more writers commit smaller batches, each paying the
+    statement and the WAL flush for fewer requests."""
 
-    group_commit_max_items: int = 256
+    group_commit_max_items: Annotated[int, msgspec.Meta(ge=1)] = 256
     """Largest batch one group commit writes, which bounds the statement and its latency."""
+
+    group_commit_delay_ms: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    """How long a group-commit writer gathers requests before writing a batch that is not
+    full: what a request may lose in latency so that commits carry several requests at
+    moderate rates too. At 1,200 orders/s, 2 ms with one writer cut PostgreSQL's CPU by a
+    third and the API's by a sixth against no delay and four writers. 0 writes at once."""
 
     connect_timeout_s: float = 2.0
     """How long a request waits for a connection (from the pool, or a new one) before it

@@ -40,6 +40,7 @@ def build_app(kit: ServiceKit) -> Litestar:
         write=postgres.write_new_pedidos,
         writers=database.write_pool_size,
         max_batch=database.group_commit_max_items,
+        delay_s=database.group_commit_delay_ms / 1000,
         acquire_timeout_s=database.connect_timeout_s,
     )
 

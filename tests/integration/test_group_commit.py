@@ -42,7 +42,14 @@ async def pool(database_url: str) -> AsyncIterator[WritePool]:
     await write_pool.close()
 
 
-def new_writer(pool: WritePool, *, transactions: list[int], writers: int = 2) -> Writer:
+def new_writer(
+    pool: WritePool,
+    *,
+    transactions: list[int],
+    writers: int = 2,
+    max_batch: int = 64,
+    delay_s: float = 0.0,
+) -> Writer:
     """A writer like the service's, recording the size of every transaction it opens."""
 
     async def write(
@@ -56,8 +63,9 @@ def new_writer(pool: WritePool, *, transactions: list[int], writers: int = 2) ->
         pool=pool,
         write=write,
         writers=writers,
-        max_batch=64,
+        max_batch=max_batch,
         acquire_timeout_s=2.0,
+        delay_s=delay_s,
     )
 
 
@@ -107,6 +115,40 @@ async def test_concurrent_orders_share_transactions_and_each_gets_its_answer(
     pedidos, in_outbox = await stored_rows(database_url, ids)
     assert pedidos == 200
     assert sorted(in_outbox) == sorted(ids)
+
+
+@pytest.mark.asyncio
+async def test_orders_arriving_within_the_delay_share_one_transaction(
+    pool: WritePool, database_url: str
+) -> None:
+    transactions: list[int] = []
+    writer = new_writer(pool, transactions=transactions, writers=2, delay_s=0.5)
+    ids = [unique("d") for _ in range(5)]
+
+    async def add_later(position: int, pedido_id: str) -> Pedido | None:
+        await asyncio.sleep(0.02 * position)
+        return await add(writer, order(pedido_id))
+
+    answers = await asyncio.gather(*(add_later(n, pedido_id) for n, pedido_id in enumerate(ids)))
+
+    # Without the delay the first order would have gone alone, and a second writer would
+    # have taken the next ones.
+    assert answers == [None] * 5
+    assert transactions == [5]
+    pedidos, _ = await stored_rows(database_url, ids)
+    assert pedidos == 5
+
+
+@pytest.mark.asyncio
+async def test_a_full_batch_is_written_without_waiting_for_the_delay(pool: WritePool) -> None:
+    transactions: list[int] = []
+    writer = new_writer(pool, transactions=transactions, max_batch=3, delay_s=60.0)
+    first = [add(writer, order(unique("f"))) for _ in range(3)]
+
+    answers = await asyncio.wait_for(asyncio.gather(*first), timeout=10)
+
+    assert answers == [None] * 3
+    assert transactions == [3]
 
 
 @pytest.mark.asyncio

@@ -320,3 +320,27 @@ def test_a_database_url_that_is_not_postgresql_is_refused_naming_it(url: str) ->
 
     with pytest.raises(SettingsError, match="DATABASE_URL"):
         ServiceSettings.from_environment(default_port=3000, env=env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_WRITE_POOL_SIZE", "0", "Expected `int` >= 1"),
+        ("DATABASE_GROUP_COMMIT_MAX_ITEMS", "0", "Expected `int` >= 1"),
+        ("DATABASE_GROUP_COMMIT_DELAY_MS", "-1", r"Expected `float` >= 0\.0"),
+    ],
+)
+def test_a_group_commit_that_could_never_write_is_refused(
+    variable: str, value: str, message: str
+) -> None:
+    env = {"DATABASE_URL": DATABASE_URL, variable: value}
+
+    with pytest.raises(SettingsError, match=rf"^{variable}='{value}' is malformed: {message}$"):
+        DatabaseSettings.from_env(env, AppEnv.DEV)
+
+
+def test_the_group_commit_gathers_for_2_ms_with_one_writer_by_default() -> None:
+    settings = DatabaseSettings.from_env({"DATABASE_URL": DATABASE_URL}, AppEnv.DEV)
+
+    assert settings.write_pool_size == 1
+    assert settings.group_commit_delay_ms == 2.0
