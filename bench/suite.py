@@ -58,6 +58,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from limits import oha_binary
 from pipeline import Pipeline, cpu_of, free_port, process_tree_rss_mib, trees_rss_mib
+from prober import PROBE_INTERVAL_S
 
 from datasync import events
 from datasync.local import ensure_topics
@@ -410,8 +411,8 @@ def measure_stages(
 
 
 class Prober:
-    """Sends one order every 200 ms to a customer of its own and times how long it takes to
-    appear in that customer's report (`bench/prober.py`).
+    """Sends one order every `PROBE_INTERVAL_S` to a customer of its own and times how long
+    it takes to appear in that customer's report (`bench/prober.py`).
 
     It runs as a process of its own: in this one, the threads that read memory and CPU
     would hold the interpreter lock while a probe waits for its turn to time an answer."""
@@ -513,7 +514,7 @@ def open_model_step(
         int(rate * seconds * LINES_PER_REQUEST),
         prefix=f"r{rate}-{uuid.uuid4().hex[:4]}",
     )
-    step_probes = list(itertools.islice(probe_clientes, int(seconds / 0.2) + 10))
+    step_probes = list(itertools.islice(probe_clientes, int(seconds / PROBE_INTERVAL_S) + 10))
     wal_before = asyncio.run(wal_reading(superuser_url))
     orders_before, batches_before = group_commit_totals(client, pipeline.url("pedidos-api"))
     with (
@@ -656,7 +657,8 @@ def main() -> int:
                     for name, pid in pipeline.pids().items()
                 }
                 probe_seconds = len(rates) * arguments.step_seconds + arguments.half_seconds
-                probe_ids = [f"E{n:05d}" for n in range(int(probe_seconds / 0.2) + 20 * len(rates))]
+                probes = int(probe_seconds / PROBE_INTERVAL_S) + 20 * len(rates)
+                probe_ids = [f"E{n:05d}" for n in range(probes)]
                 seed_clientes(
                     client,
                     pipeline.url("clientes-api"),
