@@ -55,15 +55,6 @@ def free_port(*, pair: bool = False) -> int:
             return port
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    """A process and its live children; empty once it has exited."""
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def process_tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children, the ones that exited and
     were reaped included (PostgreSQL's backends of closed connections)."""
@@ -71,16 +62,6 @@ def process_tree_cpu_s(pid: int) -> float:
         return limits.tree_cpu_s(psutil.Process(pid)) or 0.0
     except psutil.NoSuchProcess:
         return 0.0
-
-
-def process_tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB. PostgreSQL's backends share
-    their buffers, so for it this over-counts; for the Python services it is exact."""
-    total = 0
-    for member in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += member.memory_info().rss
-    return total / 2**20
 
 
 def trees_rss_mib(roots: dict[str, int]) -> dict[str, float]:

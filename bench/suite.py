@@ -57,7 +57,7 @@ import report
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from limits import oha_binary
-from pipeline import Pipeline, cpu_of, free_port, process_tree_rss_mib, trees_rss_mib
+from pipeline import Pipeline, cpu_of, free_port, trees_rss_mib
 from prober import PROBE_INTERVAL_S
 
 from datasync import events
@@ -653,8 +653,7 @@ def main() -> int:
                 }
                 time.sleep(5)
                 run["idle_rss_mib"] = {
-                    name: round(process_tree_rss_mib(pid), 1)
-                    for name, pid in pipeline.pids().items()
+                    name: round(mib, 1) for name, mib in trees_rss_mib(pipeline.pids()).items()
                 }
                 probe_seconds = len(rates) * arguments.step_seconds + arguments.half_seconds
                 probes = int(probe_seconds / PROBE_INTERVAL_S) + 20 * len(rates)
