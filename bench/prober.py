@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -62,16 +61,22 @@ class Probes:
 
 
 async def main(pedidos_url: str, reports_url: str, clientes: list[str]) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
+    # Standard input is read on the event loop: a thread blocked reading it would still
+    # hold its lock when the interpreter shuts down, which aborts the process.
+    stdin = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin
+    )
     stop = asyncio.Event()
 
-    def stop_at_end_of_input() -> None:
-        sys.stdin.buffer.read()
-        loop.call_soon_threadsafe(stop.set)
+    async def stop_at_end_of_input() -> None:
+        await stdin.read()
+        stop.set()
 
-    threading.Thread(target=stop_at_end_of_input, daemon=True).start()
+    watching = asyncio.create_task(stop_at_end_of_input())
     probes = Probes(pedidos_url, reports_url, iter(clientes))
     await probes.run(stop)
+    await watching
     return {"latencies_ms": probes.latencies_ms, "lost": probes.lost}
 
 

@@ -76,6 +76,9 @@ answers in flight at these latencies, as few as keep the servers' per-connection
 LINES_PER_REQUEST = 100
 """Body lines per request sent: with lines picked at random, about 0.5 % repeats."""
 
+MAX_STEPS = 40
+"""Open-model steps at most, whatever the ceiling: about ten minutes of steps."""
+
 DOWNSTREAM = ["pedidos-relay", "clientes-consumer", "clientes-relay", "reports-consumer"]
 
 
@@ -313,6 +316,16 @@ def seed_clientes(client: httpx.Client, url: str, ids: list[str]) -> None:
         response.raise_for_status()
 
 
+def seed_probe_clientes(
+    client: httpx.Client, url: str, *, seconds: float, runs: int
+) -> Iterator[str]:
+    """Seeds a customer of its own for every probe that `runs` open-model runs lasting
+    `seconds` in all will send, with room for each run's last probes."""
+    ids = [f"E{n:05d}" for n in range(int(seconds / PROBE_INTERVAL_S) + 20 * runs)]
+    seed_clientes(client, url, ids)
+    return iter(ids)
+
+
 def drain_rate(
     read_count: Any, *, target: int, timeout_s: float = 600.0, settle_s: float = 3.0
 ) -> dict[str, Any]:
@@ -439,6 +452,8 @@ class Prober:
         assert self._process is not None
         # `communicate` closes its input: the signal to stop sending and report.
         output, _errors = self._process.communicate(timeout=60)
+        if self._process.returncode != 0:
+            raise RuntimeError(f"the prober exited with {self._process.returncode}")
         result = json.loads(output)
         self.latencies_ms, self.lost = result["latencies_ms"], result["lost"]
 
@@ -471,6 +486,19 @@ class MemoryWatch:
         while not self._stop.wait(0.5):
             for name, mib in trees_rss_mib(self._pids).items():
                 self.peak_mib[name] = max(self.peak_mib[name], mib)
+
+
+def ramp(rates: list[int], *, ceiling: float, most: int = MAX_STEPS) -> list[int]:
+    """The offered rates of the open-model steps: those given, then on past the last by
+    about 8 % a step, up to `ceiling`, so that a machine faster than the list foresaw is
+    still taken to saturation."""
+    planned = list(rates)
+    while len(planned) < most:
+        following = max(planned[-1] + 100, int(round(planned[-1] * 1.08, -2)))
+        if following > ceiling:
+            break
+        planned.append(following)
+    return planned[:most]
 
 
 def open_model_steps(
@@ -604,7 +632,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--rates",
         default="250,500,750,1000,1250,1500,1750,2000,2100,2200,2300,2400,2500,2600,2800,3000",
-        help="offered orders/s of the open-model steps, in order",
+        help="offered orders/s of the first open-model steps, in order; the steps go on "
+        "past the last by about 8 %% each until the pipeline no longer keeps up",
     )
     parser.add_argument(
         "--log-level",
@@ -655,25 +684,30 @@ def main() -> int:
                 run["idle_rss_mib"] = {
                     name: round(mib, 1) for name, mib in trees_rss_mib(pipeline.pids()).items()
                 }
-                probe_seconds = len(rates) * arguments.step_seconds + arguments.half_seconds
-                probes = int(probe_seconds / PROBE_INTERVAL_S) + 20 * len(rates)
-                probe_ids = [f"E{n:05d}" for n in range(probes)]
                 seed_clientes(
                     client,
                     pipeline.url("clientes-api"),
-                    [f"B{n:04d}" for n in range(LOAD_CLIENTES)] + probe_ids,
+                    [f"B{n:04d}" for n in range(LOAD_CLIENTES)],
                 )
-                probe_clientes = iter(probe_ids)
 
                 print("measuring each stage alone on a backlog", file=sys.stderr, flush=True)
                 run["stages"] = measure_stages(pipeline, client, scratch, arguments.backlog)
+
+                # The whole pipeline cannot take more orders than its API takes alone.
+                planned = ramp(rates, ceiling=run["stages"]["post_pedidos"]["requests_per_s"])
+                probe_clientes = seed_probe_clientes(
+                    client,
+                    pipeline.url("clientes-api"),
+                    seconds=len(planned) * arguments.step_seconds + arguments.half_seconds,
+                    runs=len(planned) + 1,
+                )
 
                 print("open-model steps", file=sys.stderr, flush=True)
                 run["steps"] = open_model_steps(
                     pipeline,
                     client,
                     scratch,
-                    rates=rates,
+                    rates=planned,
                     seconds=arguments.step_seconds,
                     probe_clientes=probe_clientes,
                 )

@@ -50,6 +50,14 @@ def test_a_stage_rate_leaves_out_a_slow_start_and_a_partial_end(suite: ModuleTyp
     assert figures["per_s"] / figures["first_to_last_per_s"] == pytest.approx(1.9, rel=0.1)
 
 
+def test_the_ramp_goes_on_past_the_given_rates_up_to_its_ceiling(suite: ModuleType) -> None:
+    assert suite.ramp([250, 500], ceiling=900) == [250, 500, 600, 700, 800, 900]
+    # Past 1,250/s a step is 8 %, rounded to 100/s.
+    assert suite.ramp([2000, 3000], ceiling=4000) == [2000, 3000, 3200, 3500, 3800]
+    assert len(suite.ramp([250], ceiling=1e9, most=40)) == 40
+    assert suite.ramp([250, 500], ceiling=100) == [250, 500]
+
+
 def test_the_memory_of_a_process_tree_counts_its_children(suite: ModuleType) -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
