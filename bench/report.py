@@ -58,6 +58,9 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         # Every order reaches the reports twice, as placed and enriched.
         "reports_consumer_orders_over_api": round(stages["reports_consumer"]["per_s"] / 2 / api, 2),
         "sustained_per_s": sustained["accepted_per_s"] if sustained else 0.0,
+        # Saturation is found only when the ramp went past the rate the pipeline sustains;
+        # otherwise "half saturation" is half of where the ramp happened to stop.
+        "saturation_reached": bool(steps) and not steps[-1]["kept_up"],
     }
     if sustained:
         orders = sustained["accepted_per_s"] * sustained["wall_s"]
@@ -105,6 +108,11 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
 def _verdicts(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
     rows = [
         (
+            "the ramp went on until the pipeline no longer kept up",
+            "yes" if summary.get("saturation_reached", True) else "no: saturation not found",
+            summary.get("saturation_reached", True),
+        ),
+        (
             "sustained end to end ≥ 1,500 orders/s",
             f"{summary['sustained_per_s']:,.0f}/s",
             summary["sustained_per_s"] >= 1500,
@@ -146,7 +154,7 @@ def _verdicts(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ),
     ]
     if "cpu_allows_per_s" in summary:
-        rows[1:1] = [
+        rows[2:2] = [
             (
                 "sustained ≥ 85 % of what the CPU per order allows",
                 f"{summary['sustained_over_cpu_allowance']:.0%} of "

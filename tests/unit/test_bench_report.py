@@ -116,6 +116,17 @@ def test_the_table_says_which_targets_are_missed(run: dict[str, Any]) -> None:
     assert "| clientes consumer ≥ 2× the API | 1.50× | no |" in table
     assert "| reports consumer ≥ 2× the API (orders) | 2.50× | yes |" in table
     assert "| 1,500 | 1,200 |" in table
+    assert "| the ramp went on until the pipeline no longer kept up | yes | yes |" in table
+
+
+def test_a_ramp_that_never_stopped_keeping_up_is_no_saturation(run: dict[str, Any]) -> None:
+    run["steps"][-1]["kept_up"] = True
+    run["summary"] = report.summarize(run)
+
+    table = report.markdown(run)
+
+    assert not run["summary"]["saturation_reached"]
+    assert "| the ramp went on until the pipeline no longer kept up | no: saturation" in table
 
 
 def test_the_plots_are_written_as_png(run: dict[str, Any], tmp_path: Path) -> None:
