@@ -88,7 +88,8 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         summary["half_saturation_step_per_s"] = at_half["offered_per_s"]
         summary["half_saturation_http_p99_ms"] = at_half["http"]["p99_ms"]
         summary["half_saturation_order_to_report_p99_ms"] = at_half["order_to_report_ms"]["p99"]
-    measured = [*steps, *([run["half_saturation"]] if run.get("half_saturation") else [])]
+    halves = [run[key] for key in ("half_saturation_settling", "half_saturation") if run.get(key)]
+    measured = [*steps, *halves]
     peaks = {
         name: max(step["peak_rss_mib"].get(name, 0.0) for step in measured)
         for name in SERVICE_PROCESSES
@@ -269,6 +270,17 @@ def markdown(run: dict[str, Any]) -> str:
             f"| {http['max_ms']:.1f} |",
             f"| order to report | {e2e['p50']} | {e2e['p95']} | {e2e['p99']} | {e2e['max']} |",
         ]
+        settling = run.get("half_saturation_settling")
+        if settling:
+            http, e2e = settling["http"], settling["order_to_report_ms"]
+            lines += [
+                "",
+                f"It followed {settling['wall_s']:.0f} s at the same rate, straight after the "
+                "steps past saturation, which are not judged against the targets: "
+                f"{settling['cpu_busy_share']:.0%} of the CPU busy, HTTP p50 / p99 / max "
+                f"{http['p50_ms']:.1f} / {http['p99_ms']:.1f} / {http['max_ms']:.1f} ms, "
+                f"order to report p99 {e2e['p99']} ms.",
+            ]
 
     names = list(run["startup_s"])
     lines += [

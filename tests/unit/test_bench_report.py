@@ -154,3 +154,21 @@ def test_the_latency_targets_are_read_from_the_run_at_half_the_sustained_rate(
     assert "| HTTP p99 < 50 ms at half saturation (498/s) | 31.0 ms | yes |" in table
     assert "| order to report p99 < 200 ms at half saturation | 150 ms | yes |" in table
     assert "A run of its own at 498/s for 30 s (14,910 orders, 150 probes)" in table
+
+
+def test_the_settling_run_before_half_saturation_is_shown_but_not_judged(
+    run: dict[str, Any],
+) -> None:
+    settling = step(498, 497.0, kept_up=True, p99_ms=80.0)
+    settling["wall_s"] = 30.0
+    half = step(498, 497.0, kept_up=True, p99_ms=31.0)
+    half["order_to_report_ms"] = {"p50": 60.0, "p95": 90.0, "p99": 150.0, "max": 170.0}
+    half["order_to_report_ms"]["probes"] = 150
+    run["half_saturation_settling"], run["half_saturation"] = settling, half
+    run["summary"] = report.summarize(run)
+
+    table = report.markdown(run)
+
+    assert "| HTTP p99 < 50 ms at half saturation (498/s) | 31.0 ms | yes |" in table
+    assert "It followed 30 s at the same rate" in table
+    assert "HTTP p50 / p99 / max 2.0 / 80.0 / 40.0 ms" in table
