@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -273,14 +274,14 @@ def markdown(run: dict[str, Any]) -> str:
         settling = run.get("half_saturation_settling")
         if settling:
             http, e2e = settling["http"], settling["order_to_report_ms"]
-            lines += [
-                "",
+            sentence = (
                 f"It followed {settling['wall_s']:.0f} s at the same rate, straight after the "
                 "steps past saturation, which are not judged against the targets: "
                 f"{settling['cpu_busy_share']:.0%} of the CPU busy, HTTP p50 / p99 / max "
                 f"{http['p50_ms']:.1f} / {http['p99_ms']:.1f} / {http['max_ms']:.1f} ms, "
-                f"order to report p99 {e2e['p99']} ms.",
-            ]
+                f"order to report p99 {e2e['p99']} ms."
+            )
+            lines += ["", *textwrap.wrap(sentence, width=90)]
 
     names = list(run["startup_s"])
     lines += [
