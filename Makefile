@@ -38,7 +38,7 @@ fmt: $(STAMP)
 faults: $(STAMP)
 	FAULTS_RUN_ID=$$(date -u +%Y%m%dT%H%M%SZ) $(BIN)/python -m pytest tests/faults --all-faults
 
-## The benchmark suite (the pipeline against the limits of its parts, about 12 minutes) and
+## The benchmark suite (the pipeline against the limits of its parts, 7 to 12 minutes) and
 ## the rebuild rate; results under bench/results/, read in docs/performance.md.
 bench: $(STAMP)
 	bash bench/tools.sh
