@@ -94,6 +94,16 @@ def invalid(field_name: str, reason: str, *, status: int = 422) -> ProblemError:
     )
 
 
+def conflict(field_name: str, detail: str) -> ProblemError:
+    """A 409: the value of `field_name` is taken by a resource with other content."""
+    return ProblemError(
+        409,
+        "Conflict",
+        detail=detail,
+        invalid_params=[InvalidParam(field_name, "taken, by a resource with other content")],
+    )
+
+
 def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response[Any]:
     return Response(
         content=msgspec.json.encode(problem),

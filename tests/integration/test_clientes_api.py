@@ -91,6 +91,7 @@ async def test_repeats_and_unchanged_updates_publish_nothing(
     assert unchanged.status_code == 200
     assert conflict.status_code == 409
     assert conflict.headers["content-type"] == "application/problem+json"
+    assert [param["name"] for param in conflict.json()["invalid-params"]] == ["id"]
     assert len(await events_of(database_url, cliente_id)) == 1
 
 

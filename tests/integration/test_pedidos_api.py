@@ -123,6 +123,7 @@ async def test_the_same_id_with_other_content_is_a_conflict(
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert pedido_id in response.json()["detail"]
+    assert [param["name"] for param in response.json()["invalid-params"]] == ["id"]
     assert await counts(database_url, pedido_id) == (1, 1)
 
 

@@ -21,6 +21,7 @@ from clientes.service import atualizar_cliente, registrar_cliente, remover_clien
 from datasync.http import (
     Page,
     ProblemError,
+    conflict,
     decode_cursor,
     decode_json_body,
     encode_cursor,
@@ -110,7 +111,7 @@ def cliente_handlers(*, unit_of_work: Callable[[str | None], UnitOfWork]) -> lis
         except InvalidClienteError as error:
             raise invalid(error.field, error.reason) from error
         except ConflictingClienteError as error:
-            raise ProblemError(409, "Conflict", detail=str(error)) from error
+            raise conflict("id", str(error)) from error
         return Response(_out(cliente), status_code=201 if criado else 200)
 
     @get("/clientes/{cliente_id:str}", tags=["clientes"], summary="Read one customer")

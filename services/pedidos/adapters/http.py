@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from datasync.http import (
     Page,
     ProblemError,
+    conflict,
     decode_cursor,
     decode_json_body,
     encode_cursor,
@@ -114,11 +115,7 @@ def pedido_handlers(
         except InvalidPedidoError as error:
             raise invalid(error.field, error.reason) from error
         except ConflictingPedidoError as error:
-            raise ProblemError(
-                409,
-                "Conflict",
-                detail=str(error),
-            ) from error
+            raise conflict("id", str(error)) from error
 
         return Response(_out(pedido), status_code=201 if criado else 200)
 
