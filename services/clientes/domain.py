@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
@@ -51,8 +52,7 @@ class DadosCliente:
         Raises:
             InvalidClienteError: a field breaks a rule; the error names it.
         """
-        _no_nul("nome", self.nome)
-        nome = self.nome.strip()
+        nome = _stripped("nome", self.nome)
         if not nome:
             raise InvalidClienteError("nome", "must not be blank")
         if len(nome) > MAX_TEXT_LENGTH:
@@ -73,17 +73,28 @@ class DadosCliente:
 def _optional(field: str, value: str | None) -> str | None:
     if value is None:
         return None
-    _no_nul(field, value)
-    stripped = value.strip()
+    stripped = _stripped(field, value)
     if len(stripped) > MAX_TEXT_LENGTH:
         raise InvalidClienteError(field, f"must be at most {MAX_TEXT_LENGTH} characters")
     return stripped or None
 
 
-def _no_nul(field: str, value: str) -> None:
-    # PostgreSQL text cannot hold the NUL character; refuse it here rather than fail there.
-    if "\x00" in value:
-        raise InvalidClienteError(field, "must not contain the NUL character")
+# Characters that reorder the text around them: in a report or a log line they can make a
+# name read as something else.
+BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _stripped(field: str, value: str) -> str:
+    """The value without surrounding blanks, refused if a control character is left."""
+    stripped = value.strip()
+    for character in stripped:
+        # PostgreSQL text cannot hold NUL; names and places hold no line breaks, tabs or
+        # other control characters either.
+        if unicodedata.category(character) == "Cc" or character in BIDI_CONTROLS:
+            raise InvalidClienteError(
+                field, f"must not contain the control character U+{ord(character):04X}"
+            )
+    return stripped
 
 
 def validar_id(value: str, *, field: str = "id") -> str:

@@ -138,6 +138,10 @@ async def test_customers_are_listed_page_by_page(client: Client) -> None:
         ({"id": "x", "nome": "a\x00b"}, 422, "nome"),
         ({"id": "x", "nome": "A", "cidade": "\x00"}, 422, "cidade"),
         ({"id": "x", "nome": "A", "email": "a\x00@b.co"}, 422, "email"),
+        ({"id": "x", "nome": "Ana\nMaria"}, 422, "nome"),
+        ({"id": "x", "nome": "A", "pais": "Bra\tsil"}, 422, "pais"),
+        ({"id": "x", "nome": "\u202egnaL"}, 422, "nome"),
+        ({"id": "x", "nome": "A", "segmento": "x\u2066y"}, 422, "segmento"),
     ],
 )
 async def test_bad_customers_get_a_problem_naming_the_field(

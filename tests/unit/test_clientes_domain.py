@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -583,3 +584,29 @@ async def test_versao_grows_by_one_with_every_change_of_a_customer(
         ("ClienteRemovido", 3),
         ("ClienteRegistrado", 4),
     ]
+
+
+@pytest.mark.parametrize(
+    ("campo", "valor", "codigo"),
+    [
+        ("nome", "Ana\nMaria", "U+000A"),
+        ("nome", "a\x00b", "U+0000"),
+        ("cidade", "Bue\tnos Aires", "U+0009"),
+        ("nome", "\u202egnaL", "U+202E"),
+        ("segmento", "x\u2066y", "U+2066"),
+        ("email", "a\x7f@b.co", "U+007F"),
+    ],
+)
+def test_a_control_character_inside_a_field_is_rejected_by_name(
+    campo: str, valor: str, codigo: str
+) -> None:
+    dados = DadosCliente(**{"nome": "Ana", campo: valor})
+
+    with pytest.raises(InvalidClienteError, match=re.escape(codigo)) as caught:
+        dados.validados()
+
+    assert caught.value.field == campo
+
+
+def test_blanks_around_a_field_are_stripped_not_refused() -> None:
+    assert DadosCliente(nome="\tAna Trujillo\r\n").validados().nome == "Ana Trujillo"
