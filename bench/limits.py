@@ -31,6 +31,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,6 +131,16 @@ PGBENCH_PAYLOAD = msgspec.json.encode(
         "ce_subject": "C001",
     }
 ).decode()
+
+
+def interrupt_on_sigterm() -> None:
+    """Makes SIGTERM (a timeout, a cancelled CI job) stop a benchmark the way Ctrl-C does,
+    through its clean-up, instead of leaving its servers and service processes behind."""
+
+    def interrupt(_signal: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 class ToolMissingError(RuntimeError):

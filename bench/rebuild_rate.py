@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from limits import interrupt_on_sigterm
+from suite import whole_positive
 
 import reports.wiring
 from datasync import events
@@ -158,8 +160,9 @@ async def rebuild(database_url: str, bootstrap_servers: str) -> dict[str, float]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=whole_positive, default=100_000)
     arguments = parser.parse_args()
+    interrupt_on_sigterm()
     lib_dir = ensure_kafka_jars(REPO / ".data" / "kafka-libs")
 
     with tempfile.TemporaryDirectory(prefix="datasync-bench-") as scratch:

@@ -118,14 +118,22 @@ def oha(
     if bodies is not None:
         command += ["-m", "POST", "-T", "application/json", "-Z", str(bodies)]
     command.append(url)
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=output, stderr=errors)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            # Interrupted: oha must not go on loading a stack that is being torn down.
+            process.kill()
+            process.wait()
+            raise
         process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()
+            raise RuntimeError(f"oha exited with {process.returncode}: {message}")
         output.seek(0)
         raw = json.loads(output.read())
-    if process.returncode != 0:
-        raise RuntimeError(f"oha exited with {process.returncode}")
     latency = raw["metrics"]["latency_ms"]
     statuses = dict(raw["statusCodeDistribution"])
     return {
@@ -609,40 +617,76 @@ def open_model_step(
     return step
 
 
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+def not_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    return value
+
+
+def whole_positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def rising_rates(text: str) -> list[int]:
+    """Offered rates, each a whole number of orders/s above the one before it."""
+    rates = [whole_positive(part.strip()) for part in text.split(",")]
+    if any(later <= earlier for earlier, later in itertools.pairwise(rates)):
+        raise argparse.ArgumentTypeError(f"{text!r} does not rise from one rate to the next")
+    return rates
+
+
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--step-seconds", type=float, default=10.0, help="length of each open-model step"
+        "--step-seconds", type=positive, default=10.0, help="length of each open-model step"
     )
     parser.add_argument(
         "--half-seconds",
-        type=float,
+        type=positive,
         default=30.0,
         help="length of the run at half the sustained rate, where the latency targets are "
         "read: long enough for a p99 of about 150 probes and of every request",
     )
     parser.add_argument(
         "--half-settle-seconds",
-        type=float,
+        type=not_negative,
         default=30.0,
         help="how long half the sustained rate is offered before that run, while the stack "
         "recovers from the steps past saturation; read and reported like a step, not used "
         "for the targets (0 skips it)",
     )
     parser.add_argument(
-        "--limit-seconds", type=float, default=8.0, help="length of each limit measurement"
+        "--limit-seconds", type=positive, default=8.0, help="length of each limit measurement"
     )
     parser.add_argument(
         "--backlog",
-        type=int,
+        type=whole_positive,
         default=40_000,
         help="orders sent before each stage is measured alone on them",
     )
     parser.add_argument(
         "--rates",
+        type=rising_rates,
         default="250,500,750,1000,1250,1500,1750,2000,2100,2200,2300,2400,2500,2600,2800,3000",
         help="offered orders/s of the first open-model steps, in order; the steps go on "
         "past the last by about 8 %% each until the pipeline no longer keeps up",
+    )
+    parser.add_argument(
+        "--ramp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="go on past the last rate until saturation (--no-ramp: only the rates given, "
+        "for a short run)",
     )
     parser.add_argument(
         "--log-level",
@@ -660,8 +704,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> int:
     arguments = parse_arguments()
-    rates = [int(rate) for rate in arguments.rates.split(",")]
     oha_binary()
+    limits.interrupt_on_sigterm()
 
     started = dt.datetime.now(dt.UTC)
     run: dict[str, Any] = {
@@ -703,7 +747,10 @@ def main() -> int:
                 run["stages"] = measure_stages(pipeline, client, scratch, arguments.backlog)
 
                 # The whole pipeline cannot take more orders than its API takes alone.
-                planned = ramp(rates, ceiling=run["stages"]["post_pedidos"]["requests_per_s"])
+                ceiling = run["stages"]["post_pedidos"]["requests_per_s"]
+                planned = (
+                    ramp(arguments.rates, ceiling=ceiling) if arguments.ramp else arguments.rates
+                )
                 probe_clientes = seed_probe_clientes(
                     client,
                     pipeline.url("clientes-api"),

@@ -3,6 +3,7 @@ from an order to its report."""
 
 from __future__ import annotations
 
+import argparse
 import http.server
 import importlib
 import json
@@ -116,3 +117,53 @@ def test_the_prober_times_each_order_until_its_report_shows_it_and_stops_on_requ
     # Every order was found on the second read, 10 ms after the first.
     assert all(latency >= 10 for latency in prober.latencies_ms)
     assert set(_FakeStack.reads.values()) == {2}
+
+
+@pytest.mark.parametrize("rates", ["abc", "", "250,,500", "250.5", "0,500", "-250,500", "500,250"])
+def test_offered_rates_must_be_whole_and_rising(suite: ModuleType, rates: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        suite.rising_rates(rates)
+
+
+def test_offered_rates_are_read_in_order(suite: ModuleType) -> None:
+    assert suite.rising_rates("250, 500,1000") == [250, 500, 1000]
+
+
+@pytest.mark.parametrize("seconds", ["0", "-3", "nan"])
+def test_a_run_length_must_be_above_zero(suite: ModuleType, seconds: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        suite.positive(seconds)
+
+
+def test_a_failing_load_generator_is_reported_with_its_own_words(
+    suite: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "oha"
+    fake.write_text("#!/bin/sh\necho 'unexpected argument found' >&2\nexit 2\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(suite, "oha_binary", lambda: str(fake))
+
+    with pytest.raises(RuntimeError, match="oha exited with 2: unexpected argument found"):
+        suite.oha("http://127.0.0.1:9/", bodies=None, requests=1)
+
+
+def test_sigterm_runs_the_clean_up_of_a_benchmark() -> None:
+    script = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(BENCH)!r})\n"
+        "import limits\n"
+        "limits.interrupt_on_sigterm()\n"
+        "try:\n"
+        "    print('running', flush=True)\n"
+        "    time.sleep(30)\n"
+        "finally:\n"
+        "    print('cleaned up', flush=True)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline() == "running\n"
+
+    process.terminate()
+    output, _ = process.communicate(timeout=10)
+
+    assert output == "cleaned up\n"
