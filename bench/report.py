@@ -150,7 +150,7 @@ def _verdicts(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
             summary["largest_service_rss_mib"] < RSS_LIMIT_MIB,
         ),
         (
-            "load generator < 15 % of the CPU",
+            "load generator (oha) < 15 % of the CPU",
             f"{summary['loadgen_cpu_share_max']:.0%}",
             summary["loadgen_cpu_share_max"] < 0.15,
         ),
