@@ -102,7 +102,9 @@ class ServiceProcess:
         self.ready_after_s = None
 
     def wait_ready(self, client: httpx.Client, timeout_s: float = 60.0) -> float:
-        """Seconds from the start of the process until `/health/ready` answered 200."""
+        """Seconds from the start of the process until `/health/ready` answered 200 on a
+        port this process listens on: another process holding the port (a second run of
+        a benchmark on the same machine) must not pass for it."""
         url = f"http://127.0.0.1:{self.spec.port}/health/ready"
         deadline = self.started_at + timeout_s
         while time.monotonic() < deadline:
@@ -110,11 +112,21 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.spec.name} exited; see {self.log_path}")
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(url, timeout=1.0).status_code == 200:
+                if client.get(url, timeout=1.0).status_code == 200 and self._listening():
                     self.ready_after_s = time.monotonic() - self.started_at
                     return self.ready_after_s
             time.sleep(0.02)
         raise RuntimeError(f"{self.spec.name} not ready in {timeout_s} s; see {self.log_path}")
+
+    def _listening(self) -> bool:
+        try:
+            connections = psutil.Process(self.pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            return False
+        return any(
+            connection.status == psutil.CONN_LISTEN and connection.laddr.port == self.spec.port
+            for connection in connections
+        )
 
     def stop(self) -> None:
         if self.process is None:

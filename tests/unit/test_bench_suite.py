@@ -17,7 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import ClassVar
 
+import httpx
 import pytest
+
+from datasync.stack import ProcessSpec
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -167,3 +170,34 @@ def test_sigterm_runs_the_clean_up_of_a_benchmark() -> None:
     output, _ = process.communicate(timeout=10)
 
     assert output == "cleaned up\n"
+
+
+class _AlwaysReady(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_service_is_not_ready_while_another_process_answers_on_its_port(
+    suite: ModuleType, tmp_path: Path
+) -> None:
+    pipeline = sys.modules["pipeline"]  # imported by the suite, from bench/
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AlwaysReady)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    spec = ProcessSpec("pedidos-api", "pedidos", "api", other.server_port)
+    service = pipeline.ServiceProcess(spec=spec, env={}, log_path=tmp_path / "log")
+    # A process of its own that never listens, as a service that failed to bind would.
+    service.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    service.started_at = time.monotonic()
+    try:
+        with httpx.Client() as client, pytest.raises(RuntimeError, match="not ready"):
+            service.wait_ready(client, timeout_s=1.0)
+    finally:
+        service.process.kill()
+        service.process.wait()
+        other.shutdown()
+        other.server_close()
