@@ -257,12 +257,16 @@ def markdown(run: dict[str, Any]) -> str:
     half = run.get("half_saturation")
     if half:
         http, e2e = half["http"], half["order_to_report_ms"]
+        # The orders answered 201 over the seconds oha sent for; the wall time around it
+        # also holds the start of oha and of the probe. Older runs lack the counts.
+        seconds = run.get("settings", {}).get("half_seconds") or half["wall_s"]
+        orders = http.get("statuses", {}).get("201") or half["accepted_per_s"] * seconds
         lines += [
             "",
             "## At half the sustained rate",
             "",
-            f"A run of its own at {half['offered_per_s']:,}/s for {half['wall_s']:.0f} s "
-            f"({half['accepted_per_s'] * half['wall_s']:,.0f} orders, {e2e['probes']} probes), "
+            f"A run of its own at {half['offered_per_s']:,}/s for {seconds:.0f} s "
+            f"({orders:,.0f} orders, {e2e['probes']} probes), "
             f"{half['cpu_busy_share']:.0%} of the CPU busy:",
             "",
             "| | p50 ms | p95 ms | p99 ms | max ms |",

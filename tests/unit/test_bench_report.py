@@ -142,7 +142,9 @@ def test_the_latency_targets_are_read_from_the_run_at_half_the_sustained_rate(
     run: dict[str, Any],
 ) -> None:
     half = step(498, 497.0, kept_up=True, p99_ms=31.0)
-    half["wall_s"] = 30.0
+    half["wall_s"] = 31.7
+    half["http"]["statuses"] = {"201": 14_910, "200": 30}
+    run["settings"] = {"half_seconds": 30.0}
     half["order_to_report_ms"] = {"p50": 60.0, "p95": 90.0, "p99": 150.0, "max": 170.0}
     half["order_to_report_ms"]["probes"] = 150
     run["half_saturation"] = half
