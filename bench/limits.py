@@ -135,12 +135,18 @@ PGBENCH_PAYLOAD = msgspec.json.encode(
 
 def interrupt_on_sigterm() -> None:
     """Makes SIGTERM (a timeout, a cancelled CI job) stop a benchmark the way Ctrl-C does,
-    through its clean-up, instead of leaving its servers and service processes behind."""
+    through its clean-up, instead of leaving its servers and service processes behind.
+
+    Only the first SIGTERM or Ctrl-C interrupts: later ones are ignored, so that a signal
+    sent twice does not cut the clean-up short and orphan what it was stopping."""
 
     def interrupt(_signal: int, _frame: object) -> None:
+        for stopping in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stopping, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stopping, interrupt)
 
 
 class ToolMissingError(RuntimeError):

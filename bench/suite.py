@@ -37,6 +37,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -619,15 +620,26 @@ def open_model_step(
 
 def positive(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
     return value
 
 
 def not_negative(text: str) -> float:
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} is below 0")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of 0 or more")
+    return value
+
+
+MAX_BACKLOG = 1_000_000
+"""Orders of the backlog at most: its request bodies alone take about 7 GB on disk."""
+
+
+def backlog_size(text: str) -> int:
+    value = whole_positive(text)
+    if value > MAX_BACKLOG:
+        raise argparse.ArgumentTypeError(f"{text} is above {MAX_BACKLOG:,}")
     return value
 
 
@@ -670,7 +682,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--backlog",
-        type=whole_positive,
+        type=backlog_size,
         default=40_000,
         help="orders sent before each stage is measured alone on them",
     )
@@ -690,6 +702,7 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--log-level",
+        choices=["debug", "info", "warning", "error"],
         default=None,
         help="the services' LOG_LEVEL; by default their own (info), as users run them",
     )

@@ -132,7 +132,7 @@ def test_offered_rates_are_read_in_order(suite: ModuleType) -> None:
     assert suite.rising_rates("250, 500,1000") == [250, 500, 1000]
 
 
-@pytest.mark.parametrize("seconds", ["0", "-3", "nan"])
+@pytest.mark.parametrize("seconds", ["0", "-3", "nan", "inf"])
 def test_a_run_length_must_be_above_zero(suite: ModuleType, seconds: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         suite.positive(seconds)
@@ -150,7 +150,14 @@ def test_a_failing_load_generator_is_reported_with_its_own_words(
         suite.oha("http://127.0.0.1:9/", bodies=None, requests=1)
 
 
-def test_sigterm_runs_the_clean_up_of_a_benchmark() -> None:
+def test_a_backlog_is_bounded_by_the_disk_its_bodies_take(suite: ModuleType) -> None:
+    assert suite.backlog_size("40000") == 40_000
+    with pytest.raises(argparse.ArgumentTypeError):
+        suite.backlog_size("99999999999999999999")
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_sigterm_runs_the_clean_up_of_a_benchmark_to_its_end(signals: int) -> None:
     script = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(BENCH)!r})\n"
@@ -160,6 +167,8 @@ def test_sigterm_runs_the_clean_up_of_a_benchmark() -> None:
         "    print('running', flush=True)\n"
         "    time.sleep(30)\n"
         "finally:\n"
+        "    print('cleaning up', flush=True)\n"
+        "    time.sleep(0.5)\n"
         "    print('cleaned up', flush=True)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -167,9 +176,13 @@ def test_sigterm_runs_the_clean_up_of_a_benchmark() -> None:
     assert process.stdout.readline() == "running\n"
 
     process.terminate()
+    if signals == 2:
+        # A second signal, as an impatient user or a runner sends it, mid clean-up.
+        assert process.stdout.readline() == "cleaning up\n"
+        process.terminate()
     output, _ = process.communicate(timeout=10)
 
-    assert output == "cleaned up\n"
+    assert output.endswith("cleaned up\n")
 
 
 class _AlwaysReady(http.server.BaseHTTPRequestHandler):
