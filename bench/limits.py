@@ -23,6 +23,7 @@ rate reached by saturating both cores can be told from one limited by waiting.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import importlib.util
@@ -147,6 +148,26 @@ def interrupt_on_sigterm() -> None:
 
     for stopping in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stopping, interrupt)
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
+    return value
+
+
+def not_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of 0 or more")
+    return value
+
+
+def whole_positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 class ToolMissingError(RuntimeError):

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from limits import interrupt_on_sigterm
-from suite import whole_positive
+from limits import interrupt_on_sigterm, whole_positive
 
 import reports.wiring
 from datasync import events

@@ -37,7 +37,6 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import math
 import os
 import platform
 import re
@@ -58,7 +57,7 @@ import limits
 import report
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from limits import oha_binary
+from limits import not_negative, oha_binary, positive, whole_positive
 from pipeline import Pipeline, cpu_of, free_port, trees_rss_mib
 from prober import PROBE_INTERVAL_S
 
@@ -618,20 +617,6 @@ def open_model_step(
     return step
 
 
-def positive(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
-    return value
-
-
-def not_negative(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number of 0 or more")
-    return value
-
-
 MAX_BACKLOG = 1_000_000
 """Orders of the backlog at most: its request bodies alone take about 7 GB on disk."""
 
@@ -641,12 +626,6 @@ def backlog_size(text: str) -> int:
     if value > MAX_BACKLOG:
         raise argparse.ArgumentTypeError(f"{text} is above {MAX_BACKLOG:,}")
     return value
-
-
-def whole_positive(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
-    return int(text)
 
 
 def rising_rates(text: str) -> list[int]:
@@ -786,23 +765,20 @@ def main() -> int:
                 if sustained is not None:
                     half_rate = round(sustained["offered_per_s"] / 2)
                     print(f"half the sustained rate: {half_rate}/s", file=sys.stderr, flush=True)
-                    if arguments.half_settle_seconds:
-                        run["half_saturation_settling"] = open_model_step(
-                            pipeline,
-                            client,
-                            scratch,
-                            rate=half_rate,
-                            seconds=arguments.half_settle_seconds,
-                            probe_clientes=probe_clientes,
-                        )
-                    run["half_saturation"] = open_model_step(
-                        pipeline,
-                        client,
-                        scratch,
-                        rate=half_rate,
-                        seconds=arguments.half_seconds,
-                        probe_clientes=probe_clientes,
-                    )
+                    halves = {
+                        "half_saturation_settling": arguments.half_settle_seconds,
+                        "half_saturation": arguments.half_seconds,
+                    }
+                    for key, seconds in halves.items():
+                        if seconds:
+                            run[key] = open_model_step(
+                                pipeline,
+                                client,
+                                scratch,
+                                rate=half_rate,
+                                seconds=seconds,
+                                probe_clientes=probe_clientes,
+                            )
         finally:
             pipeline.close()
 
